@@ -1,0 +1,51 @@
+"""Ansible filters: a thin shim over toolkit.domain, the one place pools are sized.
+
+Ansible passes plain values in; nothing here reads hostvars or the Jinja context. Domain errors
+become AnsibleFilterError, so a play fails at the first task with the domain's one-line message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+from toolkit.domain.errors import ToolkitError
+from toolkit.domain.inventory import INVENTORY_KEYS, topology_from_inventory
+from toolkit.domain.scram import scram_sha256_verifier
+from toolkit.domain.sizing import plan
+
+
+def toolkit_pool_plan(
+    groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Return the plan (plain data) for the topology that groups and per-host variables describe."""
+    try:
+        return plan(topology_from_inventory(groups, hostvars)).to_dict()
+    except ToolkitError as exc:
+        raise AnsibleFilterError(f"toolkit sizing: {exc}") from None
+
+
+def toolkit_scram_verifier(password: str, username: str, seed: str) -> str:
+    """Return the deterministic SCRAM-SHA-256 verifier of username/password under seed."""
+    try:
+        return scram_sha256_verifier(str(password), str(username), str(seed))
+    except ValueError as exc:
+        raise AnsibleFilterError(f"toolkit scram: {exc}") from None
+
+
+def toolkit_inventory_keys(_: Any = None) -> list[str]:
+    """Return the inventory variable names the sizing reads."""
+    return list(INVENTORY_KEYS)
+
+
+class FilterModule:
+    """Filters over toolkit.domain."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "toolkit_pool_plan": toolkit_pool_plan,
+            "toolkit_scram_verifier": toolkit_scram_verifier,
+            "toolkit_inventory_keys": toolkit_inventory_keys,
+        }

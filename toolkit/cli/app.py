@@ -1,0 +1,65 @@
+"""The root ``toolkit`` command: wires the command groups and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from toolkit.cli import plan
+from toolkit.cli.status import ExitStatus
+from toolkit.domain.errors import InventoryError, SizingError, ToolkitError
+
+app = typer.Typer(
+    name="toolkit",
+    help="Provision, check and fix Django on PostgreSQL behind PgBouncer, with Redis as the cache.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # errors are one line; --debug shows a plain traceback
+)
+app.command(name="plan")(plan.plan_command)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error."),
+) -> None:
+    """Operations toolkit for Django, PostgreSQL, PgBouncer and Redis."""
+
+
+def _exit_code(exc: ToolkitError) -> ExitStatus:
+    if isinstance(exc, SizingError):
+        return ExitStatus.CRITICAL
+    if isinstance(exc, InventoryError):
+        return ExitStatus.DATAERR
+    return ExitStatus.UNKNOWN
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script: run, and turn a known error into one line and a code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+    except ToolkitError as exc:
+        if debug:
+            raise
+        print(f"toolkit: {exc}", file=sys.stderr)
+        sys.exit(_exit_code(exc))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("toolkit: aborted", file=sys.stderr)
+        sys.exit(ExitStatus.USAGE)
+    except Exception as exc:  # click's usage errors, and anything unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show(file=sys.stderr)
+            sys.exit(ExitStatus.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+        if debug:
+            raise
+        print(f"toolkit: unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        sys.exit(ExitStatus.UNKNOWN)
+    sys.exit(ExitStatus.OK)

@@ -1,0 +1,22 @@
+"""Errors the domain raises; the CLI maps them to exit codes, the filter plugin to Ansible errors."""
+
+from __future__ import annotations
+
+
+class ToolkitError(Exception):
+    """Base of every error the toolkit reports as one line instead of a traceback."""
+
+
+class InventoryError(ToolkitError):
+    """A variable in the inventory is missing, of the wrong type or out of range (exit 65)."""
+
+    def __init__(self, variable: str, host: str | None, why: str) -> None:
+        self.variable = variable
+        self.host = host
+        self.why = why
+        where = f" on host {host!r}" if host else ""
+        super().__init__(f"inventory: {variable}{where}: {why}")
+
+
+class SizingError(ToolkitError):
+    """The topology cannot fit the database: the message names the numbers and what to change (exit 2)."""
