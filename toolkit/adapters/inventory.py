@@ -43,23 +43,33 @@ def _ansible_inventory() -> str:
 def load(path: str, timeout: float = 60.0) -> InventoryData:
     """Return the groups and host variables of the inventory at ``path``."""
     if not Path(path).exists():
-        raise InventoryError("inventory", None, f"{path}: no such file or directory")
+        raise InventoryError(
+            path, None, "no such file or directory; pass an inventory file or directory with -i"
+        )
     env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1"}
     try:
         proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
             [_ansible_inventory(), "-i", path, "--list"],
-            capture_output=True, text=True, timeout=timeout, env=env, check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
         )
     except subprocess.TimeoutExpired:
-        raise InventoryError("inventory", None, f"{path}: ansible-inventory took over {timeout:.0f} s") from None
+        raise InventoryError(
+            "inventory", None, f"{path}: ansible-inventory took over {timeout:.0f} s"
+        ) from None
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
         why = next((ln for ln in lines if "ERROR" in ln or "Failed" in ln), lines[-1] if lines else "")
-        raise InventoryError("inventory", None, f"{path}: ansible-inventory failed: {why}")
+        raise InventoryError(path, None, f"ansible-inventory failed: {why}")
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
-        raise InventoryError("inventory", None, f"{path}: unreadable output from ansible-inventory: {exc}") from None
+        raise InventoryError(
+            "inventory", None, f"{path}: unreadable output from ansible-inventory: {exc}"
+        ) from None
     return parse_list_output(path, data)
 
 

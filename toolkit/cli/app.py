@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -22,7 +23,9 @@ app.command(name="plan")(plan.plan_command)
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error."),
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
 ) -> None:
     """Operations toolkit for Django, PostgreSQL, PgBouncer and Redis."""
 
@@ -51,15 +54,17 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("toolkit: aborted", file=sys.stderr)
         sys.exit(ExitStatus.USAGE)
-    except Exception as exc:  # click's usage errors, and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show(file=sys.stderr)
-            sys.exit(ExitStatus.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+    except Exception as exc:  # the parser's usage errors, and anything unexpected
+        kinds = {cls.__name__ for cls in type(exc).__mro__}
+        # Matched by name: typer vendors its own copy of click, so click's classes are not importable.
+        if "ClickException" in kinds:
+            exc.show(file=sys.stderr)  # type: ignore[attr-defined]
+            sys.exit(ExitStatus.USAGE if "UsageError" in kinds else ExitStatus.UNKNOWN)
         if debug:
             raise
-        print(f"toolkit: unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"toolkit: unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         sys.exit(ExitStatus.UNKNOWN)
     sys.exit(ExitStatus.OK)

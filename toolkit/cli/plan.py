@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from typing import Annotated
 
 import typer
 
@@ -13,7 +14,7 @@ from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.sizing import plan
 
 
-class PlanFormat(str, enum.Enum):
+class PlanFormat(enum.StrEnum):
     """Output formats of ``toolkit plan``."""
 
     table = "table"
@@ -21,8 +22,8 @@ class PlanFormat(str, enum.Enum):
 
 
 def plan_command(
-    inventory_path: str = typer.Option(..., "-i", "--inventory", help="Inventory file or directory."),
-    output: PlanFormat = typer.Option(PlanFormat.table, "--format", "-f", help="Output format."),
+    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    output: Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")] = PlanFormat.table,
 ) -> None:
     """Show the pool plan and connection budget computed from the inventory."""
     data = inventory.load(inventory_path)

@@ -32,8 +32,9 @@ def plan_table(plan: Plan, console: Console | None = None) -> None:
         t.add_row("open files (LimitNOFILE)", str(p.nofile.value), p.nofile.reason)
         out.print(t)
     for r in plan.redis:
-        t = Table(title=f"redis {r.host}: {r.profile} profile, {r.client_demand} app clients",
-                  title_justify="left")
+        t = Table(
+            title=f"redis {r.host}: {r.profile} profile, {r.client_demand} app clients", title_justify="left"
+        )
         t.add_column("setting")
         t.add_column("value", justify="right")
         t.add_column("why")

@@ -14,7 +14,7 @@ class InventoryError(ToolkitError):
         self.variable = variable
         self.host = host
         self.why = why
-        where = f" on host {host!r}" if host else ""
+        where = f" (host {host})" if host else ""
         super().__init__(f"inventory: {variable}{where}: {why}")
 
 

@@ -7,7 +7,7 @@ problem raises :class:`InventoryError` naming the variable, the host and what is
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from toolkit.domain.errors import InventoryError
@@ -145,7 +145,9 @@ class _Vars:
             allowed = ", ".join(e.value for e in enum)
             raise InventoryError(key, self.host, f"must be one of {allowed}, got {value!r}") from None
 
-    def names(self, key: str, default: Sequence[str] | None = None, item_key: str = "name") -> tuple[str, ...]:
+    def names(
+        self, key: str, default: Sequence[str] | None = None, item_key: str = "name"
+    ) -> tuple[str, ...]:
         """A list of names: plain strings, or mappings with ``item_key``."""
         value = self._raw(key)
         if value is _MISSING:
@@ -158,7 +160,9 @@ class _Vars:
         for item in value:
             name = item.get(item_key) if isinstance(item, Mapping) else item
             if not isinstance(name, str) or not name:
-                raise InventoryError(key, self.host, f"each entry needs a non-empty '{item_key}', got {item!r}")
+                raise InventoryError(
+                    key, self.host, f"each entry needs a non-empty '{item_key}', got {item!r}"
+                )
             out.append(name)
         if len(set(out)) != len(out):
             raise InventoryError(key, self.host, f"has duplicate names: {out}")
@@ -190,13 +194,15 @@ def topology_from_inventory(
         return _Vars(host, hostvars.get(host, {}))
 
     database = _agreed(pgb_names, hostvars, DATABASE_KEYS, lambda h: _database(host_vars(h)))
-    headroom = _agreed(pgb_names, hostvars, ("pgbouncer_failover_headroom",),
-                       lambda h: host_vars(h).integer("pgbouncer_failover_headroom", 0))
+    headroom = _agreed(
+        pgb_names,
+        hostvars,
+        ("pgbouncer_failover_headroom",),
+        lambda h: host_vars(h).integer("pgbouncer_failover_headroom", 0),
+    )
     pgbouncers = tuple(_pgbouncer(host_vars(h)) for h in pgb_names)
     redis_names = list(groups.get(REDIS_GROUP, ()))
-    nodes = tuple(
-        _app_node(host_vars(h), pgb_names, redis_names) for h in groups.get(DJANGO_GROUP, ())
-    )
+    nodes = tuple(_app_node(host_vars(h), pgb_names, redis_names) for h in groups.get(DJANGO_GROUP, ()))
     redis = tuple(_redis(host_vars(h)) for h in redis_names)
     return Topology(database, pgbouncers, nodes, redis, headroom)
 
@@ -204,15 +210,20 @@ def topology_from_inventory(
 T = TypeVar("T")
 
 
-def _agreed(hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]],
-            keys: Sequence[str], read: Any) -> Any:
+def _agreed(
+    hosts: Sequence[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    keys: Sequence[str],
+    read: Callable[[str], T],
+) -> T:
     """Read a tier-wide value from every host and require that they agree."""
     first = read(hosts[0])
     for h in hosts[1:]:
         if read(h) != first:
             differing = [k for k in keys if hostvars.get(h, {}).get(k) != hostvars.get(hosts[0], {}).get(k)]
             raise InventoryError(
-                differing[0] if differing else keys[0], h,
+                differing[0] if differing else keys[0],
+                h,
                 f"differs from host {hosts[0]!r}; the tier shares one value (set it in group_vars)",
             )
     return first
@@ -224,7 +235,8 @@ def _database(v: _Vars) -> DatabaseCapacity:
         max_connections=v.integer("database_max_connections", None, minimum=1),
         cores=v.integer("database_cores", None, minimum=1),
         superuser_reserved_connections=v.integer(
-            "database_superuser_reserved_connections", defaults.superuser_reserved_connections),
+            "database_superuser_reserved_connections", defaults.superuser_reserved_connections
+        ),
         reserved_connections=v.integer("database_reserved_connections", defaults.reserved_connections),
         bypass_connections=v.counts("database_bypass_connections", defaults.bypass_connections),
         spindles=v.integer("database_spindles", defaults.spindles),
@@ -280,8 +292,11 @@ def _redis(v: _Vars) -> RedisHost:
     profile = v.choice("redis_profile", RedisProfile, RedisProfile.CACHE)
     policy = v.text("redis_maxmemory_policy", "") if v.values.get("redis_maxmemory_policy") else None
     if profile is RedisProfile.BROKER and policy not in (None, "noeviction"):
-        raise InventoryError("redis_maxmemory_policy", v.host,
-                             f"a broker must not evict (got {policy!r}): use noeviction or the cache profile")
+        raise InventoryError(
+            "redis_maxmemory_policy",
+            v.host,
+            f"a broker must not evict (got {policy!r}): use noeviction or the cache profile",
+        )
     return RedisHost(
         name=v.host,
         profile=profile,

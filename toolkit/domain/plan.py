@@ -107,8 +107,7 @@ class Plan:
                 "spare": self.budget.spare,
                 "active_target": self.budget.active_target,
                 "lines": [
-                    {"item": ln.item, "value": ln.value, "reason": ln.reason}
-                    for ln in self.budget.lines
+                    {"item": ln.item, "value": ln.value, "reason": ln.reason} for ln in self.budget.lines
                 ],
             },
             "pgbouncer": {

@@ -67,11 +67,11 @@ def plan(topology: Topology) -> Plan:
             f"{usable} of max_connections {topology.database.max_connections} are usable: "
             "raise database_max_connections, or lower pgbouncer_processes, databases or users"
         )
-    target = active_target(topology.database.cores, topology.database.spindles,
-                           topology.database.hold_factor)
+    target = active_target(topology.database.cores, topology.database.spindles, topology.database.hold_factor)
     share = math.ceil(target / _live_slots(topology))
     plans = tuple(
-        _size_pgbouncer(p, demand[p.name], share, pool_cap, usable, slots) for p in topology.pgbouncers
+        _size_pgbouncer(p, demand=demand[p.name], share=share, pool_cap=pool_cap, usable=usable, slots=slots)
+        for p in topology.pgbouncers
     )
     used = sum(p.server_connections for p in plans)
     lines += tuple(
@@ -135,10 +135,14 @@ def _usable_slots(topology: Topology) -> tuple[int, tuple[BudgetLine, ...]]:
     db = topology.database
     lines = [
         BudgetLine("max_connections", db.max_connections, "PostgreSQL max_connections"),
-        BudgetLine("superuser_reserved_connections", -db.superuser_reserved_connections,
-                   "kept for superusers"),
-        BudgetLine("reserved_connections", -db.reserved_connections,
-                   "kept for roles with pg_use_reserved_connections"),
+        BudgetLine(
+            "superuser_reserved_connections", -db.superuser_reserved_connections, "kept for superusers"
+        ),
+        BudgetLine(
+            "reserved_connections",
+            -db.reserved_connections,
+            "kept for roles with pg_use_reserved_connections",
+        ),
     ]
     lines += [
         BudgetLine(f"bypass {name}", -n, "connects to PostgreSQL directly, not through PgBouncer")
@@ -164,14 +168,15 @@ def _live_slots(topology: Topology) -> int:
 
 
 def _size_pgbouncer(
-    host: PgBouncerHost, demand: int, share: int, pool_cap: int, usable: int, slots: int
+    host: PgBouncerHost, *, demand: int, share: int, pool_cap: int, usable: int, slots: int
 ) -> PgBouncerPlan:
     """Size one host's processes. ``demand`` is the clients routed to the whole host."""
     ov = host.overrides
     per_process = math.ceil(demand / host.processes)
     where = f"pgbouncer host {host.name}"
-    cap_words = (f"{usable} usable slots / {slots} (process, pool) pairs = {pool_cap} "
-                 "server connections per pool")
+    cap_words = (
+        f"{usable} usable slots / {slots} (process, pool) pairs = {pool_cap} server connections per pool"
+    )
 
     if host.pool_mode is PoolMode.SESSION and per_process > pool_cap:
         raise SizingError(
@@ -197,20 +202,28 @@ def _size_pgbouncer(
     reserve = _reserve(ov.reserve_pool_size, pool.value, pool_cap, where, cap_words)
     if ov.min_pool_size is not None:
         if ov.min_pool_size > pool.value:
-            raise SizingError(f"{where}: pgbouncer_min_pool_size {ov.min_pool_size} exceeds "
-                              f"default_pool_size {pool.value}: lower it")
+            raise SizingError(
+                f"{where}: pgbouncer_min_pool_size {ov.min_pool_size} exceeds "
+                f"default_pool_size {pool.value}: lower it"
+            )
         min_pool = Sized(ov.min_pool_size, "set in the inventory (pgbouncer_min_pool_size)")
     else:
-        min_pool = Sized(pool.value // 4, "a quarter of the pool kept open, so a burst after a "
-                                          "quiet spell does not wait for logins")
+        min_pool = Sized(
+            pool.value // 4,
+            "a quarter of the pool kept open, so a burst after a quiet spell does not wait for logins",
+        )
 
     per_pool = pool.value + reserve.value
-    max_db = Sized(per_pool * len(host.users),
-                   f"(pool {pool.value} + reserve {reserve.value}) x {len(host.users)} user(s): a hard "
-                   "cap that keeps each database within the budget")
-    max_user = Sized(per_pool * len(host.databases),
-                     f"(pool {pool.value} + reserve {reserve.value}) x {len(host.databases)} "
-                     "database(s): a hard cap per user")
+    max_db = Sized(
+        per_pool * len(host.users),
+        f"(pool {pool.value} + reserve {reserve.value}) x {len(host.users)} user(s): a hard "
+        "cap that keeps each database within the budget",
+    )
+    max_user = Sized(
+        per_pool * len(host.databases),
+        f"(pool {pool.value} + reserve {reserve.value}) x {len(host.databases)} "
+        "database(s): a hard cap per user",
+    )
     max_client = _max_client_conn(host, demand)
     server = host.pools * per_pool
     nofile = Sized(
@@ -226,19 +239,22 @@ def _size_pgbouncer(
         ("max_user_connections", max_user),
         ("max_client_conn", max_client),
     )
-    return PgBouncerPlan(host.name, host.processes, host.pool_mode.value, host.pools, demand,
-                         settings, nofile)
+    return PgBouncerPlan(
+        host.name, host.processes, host.pool_mode.value, host.pools, demand, settings, nofile
+    )
 
 
-def _computed_pool(mode: PoolMode, per_process: int, share: int, pool_cap: int,
-                   cap_words: str) -> Sized:
+def _computed_pool(mode: PoolMode, per_process: int, share: int, pool_cap: int, cap_words: str) -> Sized:
     if mode is PoolMode.SESSION:
         if per_process == 0:
             return Sized(min(share, pool_cap), "session mode, no declared clients: the target share")
-        return Sized(per_process, f"session mode: one server connection per client, "
-                                  f"{per_process} clients per process")
-    candidates = [(share, "the database's active target shared by every live (process, pool) pair"),
-                  (pool_cap, cap_words)]
+        return Sized(
+            per_process, f"session mode: one server connection per client, {per_process} clients per process"
+        )
+    candidates = [
+        (share, "the database's active target shared by every live (process, pool) pair"),
+        (pool_cap, cap_words),
+    ]
     if per_process > 0:
         candidates.append((per_process, f"no more than the {per_process} clients a process serves"))
     value, why = min(candidates, key=lambda c: c[0])
@@ -269,19 +285,25 @@ def _max_client_conn(host: PgBouncerHost, demand: int) -> Sized:
             )
         return Sized(ov, "set in the inventory (pgbouncer_max_client_conn)")
     if demand == 0:
-        return Sized(PGBOUNCER_DEFAULT_MAX_CLIENT_CONN + host.admin_slots,
-                     "no app node routes here: PgBouncer's default 100 + admin slots")
-    return Sized(needed, f"{demand} clients routed to the host (each process may get all of them: "
-                         f"so_reuseport does not balance evenly) + {host.admin_slots} admin slots")
+        return Sized(
+            PGBOUNCER_DEFAULT_MAX_CLIENT_CONN + host.admin_slots,
+            "no app node routes here: PgBouncer's default 100 + admin slots",
+        )
+    return Sized(
+        needed,
+        f"{demand} clients routed to the host (each process may get all of them: "
+        f"so_reuseport does not balance evenly) + {host.admin_slots} admin slots",
+    )
 
 
 def _size_redis(host: RedisHost, nodes: Iterable[AppNode]) -> RedisPlan:
     users = [n for n in nodes if not n.redis_hosts or host.name in n.redis_hosts]
     demand = sum(n.demand for n in users)
     if demand:
-        maxclients = Sized(2 * demand + host.ops_slots,
-                           f"twice the {demand} app clients (a leak shows before it hurts) + "
-                           f"{host.ops_slots} ops slots")
+        maxclients = Sized(
+            2 * demand + host.ops_slots,
+            f"twice the {demand} app clients (a leak shows before it hurts) + {host.ops_slots} ops slots",
+        )
     else:
         maxclients = Sized(REDIS_DEFAULT_MAXCLIENTS, "no app node uses this Redis: Redis's default")
     if host.maxmemory_mb is not None:
@@ -292,13 +314,14 @@ def _size_redis(host: RedisHost, nodes: Iterable[AppNode]) -> RedisPlan:
         mem_reason = f"{host.memory_share:.0%} of the host's {host.host_memory_mb} MiB"
     else:
         maxmemory = None
-        mem_reason = (f"{host.memory_share:.0%} of host RAM, known when deploying "
-                      "(set redis_host_memory_mb to see it here)")
+        mem_reason = (
+            f"{host.memory_share:.0%} of host RAM, known when deploying "
+            "(set redis_host_memory_mb to see it here)"
+        )
     if host.maxmemory_policy:
         policy, why = host.maxmemory_policy, "set in the inventory (redis_maxmemory_policy)"
     elif host.profile is RedisProfile.CACHE:
         policy, why = "allkeys-lru", "a cache evicts the least recently used key when full"
     else:
         policy, why = "noeviction", "a broker must never drop a queued message"
-    return RedisPlan(host.name, host.profile.value, demand, maxclients, maxmemory, mem_reason,
-                     policy, why)
+    return RedisPlan(host.name, host.profile.value, demand, maxclients, maxmemory, mem_reason, policy, why)

@@ -1,0 +1,51 @@
+"""The layering ARCHITECTURE.md promises: domain is pure, filters are thin, modules stay small."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STDLIB = sys.stdlib_module_names
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_domain_imports_only_stdlib_and_itself() -> None:
+    for path in (ROOT / "toolkit/domain").rglob("*.py"):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            assert top in STDLIB or name.startswith("toolkit.domain"), f"{path.name} imports {name}"
+
+
+def test_adapters_never_import_the_cli() -> None:
+    for path in (ROOT / "toolkit/adapters").rglob("*.py"):
+        assert not any(n.startswith("toolkit.cli") for n in _imports(path)), path
+
+
+def test_filter_plugins_import_only_the_domain() -> None:
+    plugins = list((ROOT / "roles").glob("*/filter_plugins/*.py"))
+    assert plugins
+    for path in plugins:
+        project = {n for n in _imports(path) if n.startswith("toolkit")}
+        assert all(n.startswith("toolkit.domain") for n in project), (path, project)
+
+
+def test_modules_stay_small() -> None:
+    for path in (ROOT / "toolkit").rglob("*.py"):
+        lines = len(path.read_text().splitlines())
+        assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines; split it"
+
+
+def test_every_module_has_a_docstring() -> None:
+    for path in (ROOT / "toolkit").rglob("*.py"):
+        assert ast.get_docstring(ast.parse(path.read_text())), path
