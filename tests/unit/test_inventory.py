@@ -52,7 +52,9 @@ def test_defaults_and_passwords_are_never_read() -> None:
         ({}, {"django_pgbouncer_hosts": ["elsewhere"]}, "'elsewhere' is not in the 'pgbouncer' group"),
     ],
 )
-def test_bad_values_name_variable_host_and_why(pgb: dict[str, Any], app: dict[str, Any], message: str) -> None:
+def test_bad_values_name_variable_host_and_why(
+    pgb: dict[str, Any], app: dict[str, Any], message: str
+) -> None:
     with pytest.raises(InventoryError) as err:
         _parse(pgb, app)
     assert message in str(err.value)

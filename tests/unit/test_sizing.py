@@ -62,7 +62,9 @@ def test_target_is_not_the_bare_core_formula() -> None:
     assert active_target(2, 0, 5.0) > 2 * 2 + 0
 
 
-@pytest.mark.parametrize(("cores", "spindles", "hold", "expected"), [(1, 0, 1.0, 2), (8, 2, 3.0, 54), (4, 0, 0.01, 1)])
+@pytest.mark.parametrize(
+    ("cores", "spindles", "hold", "expected"), [(1, 0, 1.0, 2), (8, 2, 3.0, 54), (4, 0, 0.01, 1)]
+)
 def test_active_target_table(cores: int, spindles: int, hold: float, expected: int) -> None:
     assert active_target(cores, spindles, hold) == expected
 
@@ -104,7 +106,9 @@ def test_many_pools_shrink_to_the_budget() -> None:
 
 
 def test_too_many_pools_is_infeasible_and_says_what_to_change() -> None:
-    with pytest.raises(SizingError, match=r"92 \(process, pool\) pairs .* only 91 .* raise database_max_connections"):
+    with pytest.raises(
+        SizingError, match=r"92 \(process, pool\) pairs .* only 91 .* raise database_max_connections"
+    ):
         plan(_topo(processes=23, databases=("a", "b"), users=("u", "v")))
 
 
@@ -119,7 +123,9 @@ def test_session_mode_needs_a_connection_per_client() -> None:
 
 
 def test_session_mode_beyond_the_budget_is_infeasible() -> None:
-    with pytest.raises(SizingError, match=r"session mode .* 200 clients per process, but the budget allows 91"):
+    with pytest.raises(
+        SizingError, match=r"session mode .* 200 clients per process, but the budget allows 91"
+    ):
         plan(_topo(mode=PoolMode.SESSION, nodes=(_web(workers=50, threads=4),)))
 
 
@@ -170,7 +176,9 @@ def test_colocated_pgbouncer_needs_no_headroom() -> None:
 
 
 def test_headroom_that_leaves_no_host_is_infeasible() -> None:
-    with pytest.raises(SizingError, match="spreads over 2 PgBouncer hosts, and with pgbouncer_failover_headroom 2"):
+    with pytest.raises(
+        SizingError, match="spreads over 2 PgBouncer hosts, and with pgbouncer_failover_headroom 2"
+    ):
         plan(_topo(hosts=2, headroom=2, nodes=(_web(),)))
 
 
@@ -197,7 +205,11 @@ def test_redis_profiles() -> None:
         ),
     )
     cache, broker, unknown = plan(topo).redis
-    assert (cache.maxclients.value, cache.maxmemory, cache.maxmemory_policy) == (30, 4096 * 2**20, "allkeys-lru")
+    assert (cache.maxclients.value, cache.maxmemory, cache.maxmemory_policy) == (
+        30,
+        4096 * 2**20,
+        "allkeys-lru",
+    )
     assert (broker.maxmemory, broker.maxmemory_policy) == (64 * 2**20, "noeviction")
     assert unknown.maxmemory is None
     assert "redis_host_memory_mb" in unknown.maxmemory_reason
@@ -301,7 +313,9 @@ def test_invariants_hold_or_sizing_says_why(topo: Topology) -> None:
 def test_feasible_topologies_are_not_refused(topo: Topology) -> None:
     """Sizing refuses only with cause: check the certificate of every refusal."""
     db = topo.database
-    usable = db.max_connections - db.superuser_reserved_connections - db.reserved_connections - db.bypass_total
+    usable = (
+        db.max_connections - db.superuser_reserved_connections - db.reserved_connections - db.bypass_total
+    )
     slots = sum(p.processes * p.pools for p in topo.pgbouncers)
     try:
         plan(topo)
@@ -325,10 +339,16 @@ def test_feasible_topologies_are_not_refused(topo: Topology) -> None:
 def test_tier_demand_fits_with_headroom_hosts_down(nodes: list[AppNode], hosts: int, headroom: int) -> None:
     names = tuple(f"h{i}" for i in range(hosts))
     topo = _topo(hosts=hosts, headroom=headroom)
-    topo = Topology(topo.database, tuple(
-        PgBouncerHost(n, ("d",), ("u",)) for n in names), tuple(
-        AppNode(f"a{i}", n.server, n.workers, n.threads, n.celery_concurrency, n.extra_clients, names)
-        for i, n in enumerate(nodes)), (), headroom)
+    topo = Topology(
+        topo.database,
+        tuple(PgBouncerHost(n, ("d",), ("u",)) for n in names),
+        tuple(
+            AppNode(f"a{i}", n.server, n.workers, n.threads, n.celery_concurrency, n.extra_clients, names)
+            for i, n in enumerate(nodes)
+        ),
+        (),
+        headroom,
+    )
     try:
         routed = route_demand(topo)
     except SizingError:

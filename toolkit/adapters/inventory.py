@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,9 +62,7 @@ def load(path: str, timeout: float = 60.0) -> InventoryData:
             "inventory", None, f"{path}: ansible-inventory took over {timeout:.0f} s"
         ) from None
     if proc.returncode != 0:
-        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-        why = next((ln for ln in lines if "ERROR" in ln or "Failed" in ln), lines[-1] if lines else "")
-        raise InventoryError(path, None, f"ansible-inventory failed: {why}")
+        raise InventoryError(path, None, f"ansible-inventory failed: {_first_error(proc.stderr)}")
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -88,3 +87,12 @@ def parse_list_output(source: str, data: Mapping[str, Any]) -> InventoryData:
     names = [k for k in data if k != "_meta"]
     groups = {g: tuple(dict.fromkeys(members(g, frozenset({g})))) for g in names}
     return InventoryData(source, groups, {h: dict(v) for h, v in hostvars.items()})
+
+
+def _first_error(stderr: str) -> str:
+    """The cause ansible-inventory gives, in one line, with the file position when it names one."""
+    lines = [re.sub(r"^\[(WARNING|ERROR)\]:\s*", "", ln.strip()) for ln in stderr.splitlines() if ln.strip()]
+    causes = [ln for ln in lines if "failed" in ln.lower() or "error" in ln.lower()]
+    cause = causes[0] if causes else (lines[-1] if lines else "no output")
+    origin = next((ln.removeprefix("Origin:").strip() for ln in lines if ln.startswith("Origin:")), "")
+    return f"{cause} (at {origin})" if origin else cause
