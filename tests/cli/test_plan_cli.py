@@ -46,7 +46,8 @@ def test_infeasible_plan_exits_2_naming_the_numbers(capsys: pytest.CaptureFixtur
     assert out == ""
     assert err == (
         "toolkit: pgbouncer host pgb1: pgbouncer_default_pool_size 100 exceeds the budget (91 usable slots / "
-        "1 (process, pool) pairs = 91 server connections per pool): lower it or raise database_max_connections\n"
+        "1 (process, pool) pairs = 91 server connections per pool): "
+        "lower it or raise database_max_connections\n"
     )
 
 
