@@ -1,0 +1,53 @@
+"""Checks: pure functions from a :class:`Snapshot` to findings, grouped by area.
+
+Every area module exposes ``CATALOG`` (its finding ids with a one-line title and the runbook that
+fixes them, if any) and ``run(snapshot) -> list[Finding]``. Ids are stable and documented in
+docs/checks.md; a test keeps catalogue and docs in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from toolkit.domain.checks import cache, django
+from toolkit.domain.checks.base import CheckInfo
+from toolkit.domain.findings import Finding
+from toolkit.domain.snapshot import Snapshot
+
+_MODULES = (django, cache)
+
+
+@dataclass(frozen=True)
+class Area:
+    """One group of checks."""
+
+    name: str
+    catalog: tuple[CheckInfo, ...]
+    run: Callable[[Snapshot], list[Finding]]
+
+
+def areas() -> Sequence[Area]:
+    """Every area, in report order."""
+    return [Area(m.AREA, m.CATALOG, m.run) for m in _MODULES]
+
+
+def catalog() -> dict[str, CheckInfo]:
+    """Every finding id the checks can report."""
+    return {c.id: c for a in areas() for c in a.catalog}
+
+
+def known_prefix(prefix: str) -> bool:
+    """Whether ``--only PREFIX`` selects at least one finding id ("pgbouncer", "pgbouncer.clients_waiting")."""
+    return any(i == prefix or i.startswith(prefix.rstrip(".") + ".") for i in catalog())
+
+
+def run_checks(snapshot: Snapshot, only: str | None = None) -> list[Finding]:
+    """Run every check (or those under ``only``) and return their findings."""
+    found: list[Finding] = []
+    for area in areas():
+        found.extend(area.run(snapshot))
+    if only:
+        stem = only.rstrip(".")
+        found = [f for f in found if f.id == stem or f.id.startswith(stem + ".")]
+    return found

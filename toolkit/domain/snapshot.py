@@ -1,0 +1,131 @@
+"""What doctor gathered: the topology, its plan, and the live state of every target, all frozen.
+
+Adapters build these objects from rows by column name; checks (pure functions) only read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.domain.django import DjangoProfile
+from toolkit.domain.models import Topology
+from toolkit.domain.plan import Plan
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """Whether one target could be read, how long it took, and why not."""
+
+    name: str
+    kind: str  # pgbouncer, postgres, redis, django
+    address: str
+    ok: bool
+    elapsed: float = 0.0
+    cause: str | None = None  # refused, timed out, authentication failed, host name does not resolve ...
+    error: str | None = None  # the one-line message
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """One row of SHOW POOLS."""
+
+    database: str
+    user: str
+    cl_active: int
+    cl_waiting: int
+    sv_active: int
+    sv_idle: int
+    sv_used: int
+    maxwait_seconds: float
+    pool_mode: str
+
+
+@dataclass(frozen=True)
+class ClientConn:
+    """One row of SHOW CLIENTS or SHOW SERVERS (the columns attribution needs)."""
+
+    type: str
+    user: str
+    database: str
+    state: str
+    addr: str
+    port: int
+    ptr: str
+    link: str
+    remote_pid: int
+    application_name: str
+
+
+@dataclass(frozen=True)
+class PgBouncerState:
+    """One PgBouncer process as its admin console reported it."""
+
+    host: str  # inventory host
+    address: str
+    version: str
+    config: Mapping[str, str]
+    pools: tuple[PoolState, ...]
+    databases: tuple[Mapping[str, Any], ...]
+    clients: tuple[ClientConn, ...]
+    servers: tuple[ClientConn, ...]
+    stats: tuple[Mapping[str, Any], ...] = ()
+    lists: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One row of pg_stat_activity (client backends and others), ages in seconds."""
+
+    pid: int
+    usename: str
+    datname: str
+    application_name: str
+    client_addr: str
+    backend_type: str
+    state: str
+    xact_age: float | None
+    query_age: float | None
+    state_age: float | None
+    wait_event_type: str
+    blocked_by: tuple[int, ...]
+    query: str
+
+
+@dataclass(frozen=True)
+class PostgresState:
+    """The database server's capacity settings and its sessions."""
+
+    address: str
+    version: str
+    settings: Mapping[str, str]
+    backends: tuple[Backend, ...]
+
+
+@dataclass(frozen=True)
+class RedisState:
+    """One Redis instance: INFO, CONFIG GET and a bounded sample of TTLs under the app prefix."""
+
+    host: str
+    address: str
+    info: Mapping[str, Any]
+    config: Mapping[str, str]
+    sampled_keys: int = 0
+    keys_without_ttl: int = 0
+    sample_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the checks read."""
+
+    topology: Topology
+    plan: Plan | None
+    plan_error: str | None = None
+    targets: tuple[TargetStatus, ...] = ()
+    pgbouncer: tuple[PgBouncerState, ...] = ()
+    postgres: PostgresState | None = None
+    redis: tuple[RedisState, ...] = ()
+    django: DjangoProfile | None = None
+    offline: bool = False
