@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from toolkit.adapters.errors import TargetError
+from toolkit.domain.snapshot import ClientConn, PgBouncerState, PoolState
 
 
 @dataclass(frozen=True)
@@ -131,3 +132,62 @@ class AdminConsole:
                 key, str(row["value"]), None if default is None else str(default), changeable
             )
         return out
+
+
+def _int(row: Mapping[str, Any], key: str) -> int:
+    value = row.get(key)
+    return int(value) if value not in (None, "") else 0
+
+
+def _pool(row: Mapping[str, Any]) -> PoolState:
+    return PoolState(
+        database=str(row.get("database", "")),
+        user=str(row.get("user", "")),
+        cl_active=_int(row, "cl_active"),
+        cl_waiting=_int(row, "cl_waiting"),
+        sv_active=_int(row, "sv_active"),
+        sv_idle=_int(row, "sv_idle"),
+        sv_used=_int(row, "sv_used"),
+        maxwait_seconds=_int(row, "maxwait") + _int(row, "maxwait_us") / 1e6,
+        pool_mode=str(row.get("pool_mode") or ""),
+    )
+
+
+def _conn(row: Mapping[str, Any]) -> ClientConn:
+    return ClientConn(
+        type=str(row.get("type", "")),
+        user=str(row.get("user", "")),
+        database=str(row.get("database", "")),
+        state=str(row.get("state", "")),
+        addr=str(row.get("addr") or ""),
+        port=_int(row, "port"),
+        ptr=str(row.get("ptr") or ""),
+        link=str(row.get("link") or ""),
+        remote_pid=_int(row, "remote_pid"),
+        application_name=str(row.get("application_name") or ""),
+    )
+
+
+def read_state(target: AdminTarget, timeout: float) -> PgBouncerState:
+    """Read every SHOW output doctor needs from one process, parsed by column name."""
+    with AdminConsole(target, timeout) as console:
+        version = console.version()
+        config = {k: e.value for k, e in console.config().items()}
+        pools = tuple(_pool(r) for r in console.rows("SHOW POOLS"))
+        databases = tuple(console.rows("SHOW DATABASES"))
+        clients = tuple(_conn(r) for r in console.rows("SHOW CLIENTS"))
+        servers = tuple(_conn(r) for r in console.rows("SHOW SERVERS"))
+        stats = tuple(console.rows("SHOW STATS"))
+        lists = {str(r.get("list")): _int(r, "items") for r in console.rows("SHOW LISTS")}
+    return PgBouncerState(
+        host=target.name or target.host,
+        address=f"{target.host}:{target.port}",
+        version=version.text,
+        config=config,
+        pools=pools,
+        databases=databases,
+        clients=clients,
+        servers=servers,
+        stats=stats,
+        lists=lists,
+    )

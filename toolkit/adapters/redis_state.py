@@ -1,0 +1,100 @@
+"""Redis: INFO, CONFIG GET as the ops user, and a bounded SCAN sample of TTLs under the app's prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from toolkit.adapters.errors import TargetError
+from toolkit.domain.snapshot import RedisState
+
+CONFIG_KEYS = ("maxmemory", "maxmemory-policy", "maxclients", "save", "appendonly", "protected-mode", "bind")
+SAMPLE_LIMIT = 1000  # keys looked at, at most: SCAN in pages of 100, never KEYS
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where one Redis listens and which ACL user doctor uses."""
+
+    host: str
+    address: str
+    port: int
+    user: str | None
+    password: str | None = field(repr=False)
+    key_prefix: str = ""
+
+    @property
+    def label(self) -> str:
+        """How messages name the target."""
+        return f"redis@{self.address}:{self.port}"
+
+
+def read_state(target: RedisTarget, timeout: float) -> RedisState:
+    """Read INFO, CONFIG GET and a TTL sample; raise TargetError naming the cause on failure."""
+    client = redis.Redis(
+        host=target.address,
+        port=target.port,
+        username=target.user,
+        password=target.password,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        decode_responses=True,
+        retry_on_timeout=False,
+    )
+    during = "connecting"
+    try:
+        during = "INFO"
+        info: dict[str, Any] = client.info()
+        during = "CONFIG GET"
+        config: dict[str, str] = {}
+        for key in CONFIG_KEYS:
+            config.update({str(k): str(v) for k, v in client.config_get(key).items()})
+        during = "SCAN"
+        sampled, without_ttl = _sample_ttls(client, target.key_prefix)
+    except redis.exceptions.AuthenticationError as exc:
+        raise TargetError(
+            target.label, during, "authentication failed", "check the ops user and password"
+        ) from exc
+    except redis.exceptions.NoPermissionError as exc:
+        raise TargetError(
+            target.label,
+            during,
+            "permission denied (NOPERM)",
+            "give the ops user what doctor needs (INFO, CONFIG GET, SCAN)",
+        ) from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        raise TargetError.from_exception(target.label, during, exc, timeout) from None
+    finally:
+        client.close()
+    return RedisState(
+        target.host, f"{target.address}:{target.port}", info, config, sampled, without_ttl, target.key_prefix
+    )
+
+
+def _sample_ttls(client: redis.Redis, prefix: str) -> tuple[int, int]:
+    """Count keys without a TTL among at most SAMPLE_LIMIT keys under ``prefix``."""
+    pattern = f"{_escape(prefix)}*" if prefix else "*"
+    sampled = without = 0
+    cursor = 0
+    while True:
+        cursor, keys = client.scan(cursor=cursor, match=pattern, count=100)
+        if keys:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.ttl(key)
+            for ttl in pipe.execute():
+                sampled += 1
+                without += ttl == -1
+        if cursor == 0 or sampled >= SAMPLE_LIMIT:
+            return sampled, without
+
+
+def _escape(prefix: str) -> str:
+    """Escape glob characters so a prefix matches literally.
+
+    >>> _escape("app:v[1]*")
+    'app:v\\\\[1\\\\]\\\\*'
+    """
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
