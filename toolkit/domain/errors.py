@@ -19,4 +19,12 @@ class InventoryError(ToolkitError):
 
 
 class SizingError(ToolkitError):
-    """The topology cannot fit the database: the message names the numbers and what to change (exit 2)."""
+    """The topology cannot fit the database: the message names the numbers and what to change (exit 2).
+
+    ``kind`` says which rule failed (budget, session, headroom, client_conn, routing, override), so
+    doctor can report it under the matching capacity finding.
+    """
+
+    def __init__(self, message: str, kind: str = "budget") -> None:
+        self.kind = kind
+        super().__init__(message)

@@ -76,7 +76,7 @@ E = TypeVar("E", ServerKind, PoolMode, RedisProfile)
 _MISSING = object()
 
 
-class _Vars:
+class HostVars:
     """Typed, validated reads of one host's variables."""
 
     def __init__(self, host: str, values: Mapping[str, Any]) -> None:
@@ -190,8 +190,8 @@ def topology_from_inventory(
     if not pgb_names:
         raise InventoryError("groups", None, "the 'pgbouncer' group has no hosts; add the PgBouncer hosts")
 
-    def host_vars(host: str) -> _Vars:
-        return _Vars(host, hostvars.get(host, {}))
+    def host_vars(host: str) -> HostVars:
+        return HostVars(host, hostvars.get(host, {}))
 
     database = _agreed(pgb_names, hostvars, DATABASE_KEYS, lambda h: _database(host_vars(h)))
     headroom = _agreed(
@@ -229,7 +229,7 @@ def _agreed(
     return first
 
 
-def _database(v: _Vars) -> DatabaseCapacity:
+def _database(v: HostVars) -> DatabaseCapacity:
     defaults = DatabaseCapacity(max_connections=1, cores=1)
     return DatabaseCapacity(
         max_connections=v.integer("database_max_connections", None, minimum=1),
@@ -246,7 +246,7 @@ def _database(v: _Vars) -> DatabaseCapacity:
     )
 
 
-def _pgbouncer(v: _Vars) -> PgBouncerHost:
+def _pgbouncer(v: HostVars) -> PgBouncerHost:
     return PgBouncerHost(
         name=v.host,
         databases=v.names("pgbouncer_databases"),
@@ -265,7 +265,7 @@ def _pgbouncer(v: _Vars) -> PgBouncerHost:
     )
 
 
-def _app_node(v: _Vars, pgbouncers: Sequence[str], redis: Sequence[str]) -> AppNode:
+def _app_node(v: HostVars, pgbouncers: Sequence[str], redis: Sequence[str]) -> AppNode:
     default_pgb = [v.host] if v.host in pgbouncers else list(pgbouncers)
     pgb_hosts = v.names("django_pgbouncer_hosts", default_pgb)
     for h in pgb_hosts:
@@ -288,7 +288,7 @@ def _app_node(v: _Vars, pgbouncers: Sequence[str], redis: Sequence[str]) -> AppN
     )
 
 
-def _redis(v: _Vars) -> RedisHost:
+def _redis(v: HostVars) -> RedisHost:
     profile = v.choice("redis_profile", RedisProfile, RedisProfile.CACHE)
     policy = v.text("redis_maxmemory_policy", "") if v.values.get("redis_maxmemory_policy") else None
     if profile is RedisProfile.BROKER and policy not in (None, "noeviction"):

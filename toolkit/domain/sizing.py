@@ -117,14 +117,16 @@ def route_demand(topology: Topology) -> dict[str, int]:
         if unknown:
             raise SizingError(
                 f"app node {node.name} uses PgBouncer host(s) {', '.join(unknown)} that are not in "
-                "the 'pgbouncer' group: fix django_pgbouncer_hosts"
+                "the 'pgbouncer' group: fix django_pgbouncer_hosts",
+                kind="routing",
             )
         live = len(targets) - topology.failover_headroom if len(targets) > 1 else 1
         if live < 1:
             raise SizingError(
                 f"app node {node.name} spreads over {len(targets)} PgBouncer hosts, and with "
                 f"pgbouncer_failover_headroom {topology.failover_headroom} none is left to serve it: "
-                "add PgBouncer hosts or lower the headroom"
+                "add PgBouncer hosts or lower the headroom",
+                kind="headroom",
             )
         for t in targets:
             routed[t] += math.ceil(node.demand / live)
@@ -182,7 +184,8 @@ def _size_pgbouncer(
         raise SizingError(
             f"{where}: session mode holds a server connection per client, {per_process} clients per "
             f"process, but the budget allows {pool_cap} per pool ({cap_words}): use transaction mode, "
-            "fewer workers, or raise database_max_connections"
+            "fewer workers, or raise database_max_connections",
+            kind="session",
         )
     if ov.default_pool_size is not None:
         pool = Sized(ov.default_pool_size, "set in the inventory (pgbouncer_default_pool_size)")
@@ -194,7 +197,8 @@ def _size_pgbouncer(
         if host.pool_mode is PoolMode.SESSION and pool.value < per_process:
             raise SizingError(
                 f"{where}: session mode needs a pool of at least {per_process} (clients per "
-                f"process), pgbouncer_default_pool_size is {pool.value}: raise it or use transaction mode"
+                f"process), pgbouncer_default_pool_size is {pool.value}: raise it or use transaction mode",
+                kind="session",
             )
     else:
         pool = _computed_pool(host.pool_mode, per_process, share, pool_cap, cap_words)
@@ -204,7 +208,8 @@ def _size_pgbouncer(
         if ov.min_pool_size > pool.value:
             raise SizingError(
                 f"{where}: pgbouncer_min_pool_size {ov.min_pool_size} exceeds "
-                f"default_pool_size {pool.value}: lower it"
+                f"default_pool_size {pool.value}: lower it",
+                kind="override",
             )
         min_pool = Sized(ov.min_pool_size, "set in the inventory (pgbouncer_min_pool_size)")
     else:
@@ -281,7 +286,8 @@ def _max_client_conn(host: PgBouncerHost, demand: int) -> Sized:
             raise SizingError(
                 f"pgbouncer host {host.name}: pgbouncer_max_client_conn {ov} is below the "
                 f"{demand} clients routed to it + {host.admin_slots} admin slots = {needed}: "
-                "raise it or unset it"
+                "raise it or unset it",
+                kind="client_conn",
             )
         return Sized(ov, "set in the inventory (pgbouncer_max_client_conn)")
     if demand == 0:

@@ -72,6 +72,7 @@ class PgBouncerState:
     servers: tuple[ClientConn, ...]
     stats: tuple[Mapping[str, Any], ...] = ()
     lists: Mapping[str, int] = field(default_factory=dict)
+    fd_limit: int | None = None  # the process's open-files limit, when doctor runs on its host
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class RedisState:
     sampled_keys: int = 0
     keys_without_ttl: int = 0
     sample_prefix: str = ""
+    anonymous_ok: bool = False  # a PING without credentials was answered
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from toolkit.domain.checks import cache, django
+from toolkit.domain.checks import cache, capacity, django, pgbouncer, postgres, redis, topology
 from toolkit.domain.checks.base import CheckInfo
 from toolkit.domain.findings import Finding
 from toolkit.domain.snapshot import Snapshot
 
-_MODULES = (django, cache)
+_MODULES = (capacity, pgbouncer, postgres, topology, django, cache, redis)
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def catalog() -> dict[str, CheckInfo]:
 
 
 def known_prefix(prefix: str) -> bool:
-    """Whether ``--only PREFIX`` selects at least one finding id ("pgbouncer", "pgbouncer.clients_waiting")."""
+    """Whether ``--only PREFIX`` selects a finding id ("pgbouncer" or "pgbouncer.clients_waiting")."""
     return any(i == prefix or i.startswith(prefix.rstrip(".") + ".") for i in catalog())
 
 

@@ -1,0 +1,240 @@
+"""PostgreSQL: slots in use, sessions that hold connections, and who holds them.
+
+Attribution follows a backend to the app node that holds it: pg_stat_activity.pid is a PgBouncer
+server's remote_pid; that server's link is a client's ptr; the client's address is an app node's.
+"""
+
+from __future__ import annotations
+
+from toolkit.domain.checks.base import CheckInfo
+from toolkit.domain.findings import Finding, Severity
+from toolkit.domain.snapshot import Backend, Snapshot
+
+AREA = "postgres"
+_P = "postgres."
+CATALOG = (
+    CheckInfo(_P + "unreachable", "doctor could not read PostgreSQL"),
+    CheckInfo(_P + "connections_near_limit", "connections approach the slots ordinary roles may use"),
+    CheckInfo(
+        _P + "idle_in_transaction",
+        "sessions sit idle inside a transaction, holding a connection",
+        "terminate-idle-transactions",
+    ),
+    CheckInfo(_P + "long_running_transaction", "a transaction has been open for long", "cancel-long-queries"),
+    CheckInfo(_P + "long_running_query", "a query has been running for long", "cancel-long-queries"),
+    CheckInfo(
+        _P + "blocked_by_lock", "sessions wait for a lock another session holds", "cancel-long-queries"
+    ),
+    CheckInfo(_P + "no_idle_in_transaction_timeout", "idle_in_transaction_session_timeout is off"),
+    CheckInfo(_P + "connections_bypass_pgbouncer", "app roles connect to PostgreSQL without PgBouncer"),
+)
+
+SLOTS_WARNING, SLOTS_CRITICAL = 0.8, 0.95
+IDLE_XACT_WARNING_S, IDLE_XACT_CRITICAL_S = 10.0, 60.0
+XACT_WARNING_S, XACT_CRITICAL_S = 60.0, 300.0
+QUERY_WARNING_S, QUERY_CRITICAL_S = 30.0, 300.0
+LOCK_WARNING_S, LOCK_CRITICAL_S = 5.0, 60.0
+IDLE_STATES = ("idle in transaction", "idle in transaction (aborted)")
+
+
+def run(snap: Snapshot) -> list[Finding]:
+    """Return the postgres.* findings."""
+    out = [
+        Finding(
+            _P + "unreachable",
+            Severity.UNKNOWN,
+            f"postgres@{t.address}",
+            t.error or "unreachable",
+            {"cause": t.cause, "elapsed_s": round(t.elapsed, 2)},
+            "check the server and the monitoring role",
+        )
+        for t in snap.targets
+        if t.kind == "postgres" and not t.ok
+    ]
+    pg = snap.postgres
+    if pg is None:
+        return out
+    target = f"postgres@{pg.address}"
+    clients = [b for b in pg.backends if b.backend_type == "client backend"]
+    out += _slots(snap, target, clients)
+    owners = attribution(snap)
+    for b in clients:
+        who = owners.get(b.pid, {})
+        if b.state in IDLE_STATES and b.state_age is not None and b.state_age >= IDLE_XACT_WARNING_S:
+            out.append(
+                _session(
+                    _P + "idle_in_transaction",
+                    b,
+                    b.state_age,
+                    IDLE_XACT_CRITICAL_S,
+                    target,
+                    who,
+                    f"{b.state} for {b.state_age:.0f} s",
+                    "end it (runbook), then fix the code path that leaves transactions open",
+                    "terminate-idle-transactions",
+                )
+            )
+        elif b.state == "active" and b.query_age is not None and b.query_age >= QUERY_WARNING_S:
+            out.append(
+                _session(
+                    _P + "long_running_query",
+                    b,
+                    b.query_age,
+                    QUERY_CRITICAL_S,
+                    target,
+                    who,
+                    f"query running for {b.query_age:.0f} s",
+                    "cancel it; add an index or a statement_timeout for the role",
+                    "cancel-long-queries",
+                )
+            )
+        elif b.xact_age is not None and b.xact_age >= XACT_WARNING_S and b.state not in IDLE_STATES:
+            out.append(
+                _session(
+                    _P + "long_running_transaction",
+                    b,
+                    b.xact_age,
+                    XACT_CRITICAL_S,
+                    target,
+                    who,
+                    f"transaction open for {b.xact_age:.0f} s",
+                    "cancel it; keep transactions short",
+                    "cancel-long-queries",
+                )
+            )
+        if b.blocked_by and b.wait_event_type == "Lock" and (b.query_age or 0) >= LOCK_WARNING_S:
+            out.append(
+                _session(
+                    _P + "blocked_by_lock",
+                    b,
+                    b.query_age or 0,
+                    LOCK_CRITICAL_S,
+                    target,
+                    who,
+                    f"waiting {b.query_age or 0:.0f} s for a lock held by pid(s) "
+                    f"{', '.join(map(str, b.blocked_by))}",
+                    "end or finish the blocking session",
+                    "cancel-long-queries",
+                )
+            )
+    if pg.settings.get("idle_in_transaction_session_timeout", "0") in ("0", ""):
+        out.append(
+            Finding(
+                _P + "no_idle_in_transaction_timeout",
+                Severity.WARNING,
+                target,
+                "idle_in_transaction_session_timeout is 0: a session left idle in a transaction holds "
+                "its connection (and in transaction pooling, a PgBouncer server) forever",
+                {"idle_in_transaction_session_timeout": 0},
+                "ALTER ROLE app SET idle_in_transaction_session_timeout = '60s' (or set it server-wide)",
+            )
+        )
+    out += _bypass(snap, target, clients)
+    return out
+
+
+def _session(
+    fid: str,
+    b: Backend,
+    age: float,
+    critical: float,
+    target: str,
+    who: dict[str, str],
+    what: str,
+    remedy: str,
+    runbook: str,
+) -> Finding:
+    node = who.get("app_node")
+    holder = f" held by app node {node}" if node else ""
+    app = f" ({b.application_name})" if b.application_name else ""
+    return Finding(
+        fid,
+        Severity.CRITICAL if age >= critical else Severity.WARNING,
+        target,
+        f"pid {b.pid} {b.usename}@{b.datname}{app}: {what}{holder}",
+        {
+            "pid": b.pid,
+            "user": b.usename,
+            "database": b.datname,
+            "state": b.state,
+            "age_s": round(age, 1),
+            "application_name": b.application_name,
+            "client_addr": b.client_addr,
+            **who,
+            "query": b.query[:120],
+        },
+        remedy,
+        runbook,
+    )
+
+
+def attribution(snap: Snapshot) -> dict[int, dict[str, str]]:
+    """Map backend pids to the PgBouncer client, its address and app node, where PgBouncer holds them."""
+    by_addr: dict[str, list[str]] = {}
+    for node in snap.topology.app_nodes:
+        by_addr.setdefault(node.address or node.name, []).append(node.name)
+    out: dict[int, dict[str, str]] = {}
+    for state in snap.pgbouncer:
+        clients = {c.ptr: c for c in state.clients}
+        for server in state.servers:
+            client = clients.get(server.link) if server.link else None
+            if not server.remote_pid:
+                continue
+            entry = {"pgbouncer": state.address}
+            if client is not None:
+                entry["client"] = f"{client.addr}:{client.port}"
+                if client.application_name:
+                    entry["client_application_name"] = client.application_name
+                nodes = by_addr.get(client.addr)
+                if nodes:
+                    entry["app_node"] = " or ".join(nodes)
+            out[server.remote_pid] = entry
+    return out
+
+
+def _slots(snap: Snapshot, target: str, clients: list[Backend]) -> list[Finding]:
+    settings = snap.postgres.settings if snap.postgres else {}
+    total = int(settings.get("max_connections", "0") or 0)
+    reserved = int(settings.get("superuser_reserved_connections", "0") or 0)
+    reserved += int(settings.get("reserved_connections", "0") or 0)
+    usable = total - reserved
+    if usable <= 0 or len(clients) < usable * SLOTS_WARNING:
+        return []
+    sev = Severity.CRITICAL if len(clients) >= usable * SLOTS_CRITICAL else Severity.WARNING
+    return [
+        Finding(
+            _P + "connections_near_limit",
+            sev,
+            target,
+            f"{len(clients)} client connections of {usable} usable ({total} max_connections - "
+            f"{reserved} reserved)",
+            {"connections": len(clients), "usable": usable, "max_connections": total, "reserved": reserved},
+            "find who holds them (idle in transaction, bypassing clients); size pools with toolkit plan",
+        )
+    ]
+
+
+def _bypass(snap: Snapshot, target: str, clients: list[Backend]) -> list[Finding]:
+    if not snap.pgbouncer or any(t.kind == "pgbouncer" and not t.ok for t in snap.targets):
+        return []  # without every PgBouncer's servers, a direct connection cannot be told apart
+    pooled = {s.remote_pid for state in snap.pgbouncer for s in state.servers}
+    app_users = {u for h in snap.topology.pgbouncers for u in h.users}
+    direct = [b for b in clients if b.usename in app_users and b.pid not in pooled]
+    if not direct:
+        return []
+    return [
+        Finding(
+            _P + "connections_bypass_pgbouncer",
+            Severity.WARNING,
+            target,
+            f"{len(direct)} connection(s) of app roles reach PostgreSQL without PgBouncer",
+            {
+                "count": len(direct),
+                "sessions": [
+                    f"{b.pid} {b.usename} {b.client_addr} {b.application_name}" for b in direct[:10]
+                ],
+            },
+            "point DATABASES at PgBouncer (django.bypasses_pgbouncer); budget real direct clients in "
+            "database_bypass_connections",
+        )
+    ]

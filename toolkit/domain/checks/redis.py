@@ -1,0 +1,165 @@
+"""Redis: reachable, protected, bounded in memory and clients, evicting only when it is a cache."""
+
+from __future__ import annotations
+
+from toolkit.domain.checks.base import CheckInfo
+from toolkit.domain.findings import Finding, Severity
+from toolkit.domain.models import RedisProfile
+from toolkit.domain.plan import RedisPlan
+from toolkit.domain.snapshot import RedisState, Snapshot
+
+AREA = "redis"
+_P = "redis."
+CATALOG = (
+    CheckInfo(_P + "unreachable", "doctor could not read Redis"),
+    CheckInfo(_P + "auth_disabled", "Redis answers without authentication"),
+    CheckInfo(_P + "maxmemory_unset", "Redis may grow until the host runs out of memory"),
+    CheckInfo(
+        _P + "eviction_policy_not_for_cache", "the eviction policy does not fit the instance's profile"
+    ),
+    CheckInfo(_P + "maxclients_below_demand", "maxclients is below the app's clients"),
+    CheckInfo(_P + "rejected_connections", "Redis has refused connections at maxclients"),
+    CheckInfo(_P + "evictions", "Redis has evicted keys", "cache-flush-namespace"),
+    CheckInfo(_P + "hit_ratio_low", "most cache lookups miss"),
+    CheckInfo(_P + "keys_without_ttl", "keys under the app prefix never expire", "cache-flush-namespace"),
+)
+HIT_RATIO_WARNING = 0.8
+HIT_RATIO_MIN_LOOKUPS = 1000
+
+
+def run(snap: Snapshot) -> list[Finding]:
+    """Return the redis.* findings."""
+    out = [
+        Finding(
+            _P + "unreachable",
+            Severity.UNKNOWN,
+            f"redis@{t.address}",
+            t.error or "unreachable",
+            {"cause": t.cause, "elapsed_s": round(t.elapsed, 2)},
+            "check the service and the ops user",
+        )
+        for t in snap.targets
+        if t.kind == "redis" and not t.ok
+    ]
+    profiles = {r.name: r.profile for r in snap.topology.redis}
+    planned = {r.host: r for r in snap.plan.redis} if snap.plan else {}
+    for state in snap.redis:
+        out += _one(state, profiles.get(state.host, RedisProfile.CACHE), planned.get(state.host))
+    return out
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) -> list[Finding]:
+    target = f"redis@{state.address}"
+    info, config = state.info, state.config
+    out: list[Finding] = []
+
+    def add(
+        name: str,
+        sev: Severity,
+        summary: str,
+        evidence: dict[str, object],
+        remedy: str,
+        runbook: str | None = None,
+    ) -> None:
+        out.append(Finding(_P + name, sev, target, summary, evidence, remedy, runbook))
+
+    if state.anonymous_ok:
+        add(
+            "auth_disabled",
+            Severity.CRITICAL,
+            "Redis accepts commands without a password",
+            {"default_user": "on, nopass"},
+            "turn the default user off (redis role: ACL users)",
+        )
+    policy = config.get("maxmemory-policy", "")
+    if _int(config.get("maxmemory")) == 0:
+        add(
+            "maxmemory_unset",
+            Severity.WARNING,
+            "maxmemory is 0: Redis grows until the host runs out of memory",
+            {"maxmemory": 0, "maxmemory-policy": policy},
+            "set redis_maxmemory_mb or redis_memory_share",
+        )
+    if profile is RedisProfile.CACHE and not policy.startswith("allkeys"):
+        add(
+            "eviction_policy_not_for_cache",
+            Severity.WARNING,
+            f"a cache with maxmemory-policy {policy}: "
+            "writes fail (or only keys with a TTL go) when memory is full",
+            {"maxmemory-policy": policy, "profile": profile.value},
+            "use allkeys-lru for a cache",
+        )
+    if profile is RedisProfile.BROKER and policy != "noeviction":
+        add(
+            "eviction_policy_not_for_cache",
+            Severity.CRITICAL,
+            f"a broker with maxmemory-policy {policy}: queued messages can be evicted",
+            {"maxmemory-policy": policy, "profile": profile.value},
+            "use noeviction for a broker",
+        )
+    demand = planned.client_demand if planned else 0
+    maxclients = _int(config.get("maxclients"))
+    if demand and maxclients and maxclients < demand:
+        add(
+            "maxclients_below_demand",
+            Severity.CRITICAL,
+            f"maxclients {maxclients} is below the {demand} app clients",
+            {"maxclients": maxclients, "demand": demand},
+            "re-deploy with the planned maxclients",
+        )
+    rejected = _int(info.get("rejected_connections"))
+    if rejected:
+        add(
+            "rejected_connections",
+            Severity.WARNING,
+            f"{rejected} connection(s) refused at maxclients {maxclients}",
+            {"rejected_connections": rejected, "connected_clients": _int(info.get("connected_clients"))},
+            "look for a client leak; check maxclients against the plan",
+        )
+    evicted = _int(info.get("evicted_keys"))
+    if evicted:
+        sev = Severity.CRITICAL if profile is RedisProfile.BROKER else Severity.WARNING
+        add(
+            "evictions",
+            sev,
+            f"{evicted} key(s) evicted since start: memory is full",
+            {"evicted_keys": evicted, "used_memory": _int(info.get("used_memory"))},
+            "raise maxmemory, or give keys shorter TTLs",
+            "cache-flush-namespace",
+        )
+    hits, misses = _int(info.get("keyspace_hits")), _int(info.get("keyspace_misses"))
+    lookups = hits + misses
+    if (
+        profile is RedisProfile.CACHE
+        and lookups >= HIT_RATIO_MIN_LOOKUPS
+        and hits / lookups < HIT_RATIO_WARNING
+    ):
+        add(
+            "hit_ratio_low",
+            Severity.WARNING,
+            f"hit ratio {hits / lookups:.0%} over {lookups} lookups",
+            {"keyspace_hits": hits, "keyspace_misses": misses},
+            "check key versions and prefixes across nodes (cache.*); check TTLs and maxmemory",
+        )
+    if profile is RedisProfile.CACHE and state.keys_without_ttl:
+        add(
+            "keys_without_ttl",
+            Severity.WARNING,
+            f"{state.keys_without_ttl} of {state.sampled_keys} sampled keys "
+            f"under '{state.sample_prefix}' never expire",
+            {
+                "sampled": state.sampled_keys,
+                "without_ttl": state.keys_without_ttl,
+                "prefix": state.sample_prefix,
+            },
+            "set CACHES TIMEOUT (not None) and pass timeouts to cache.set",
+            "cache-flush-namespace",
+        )
+    return out

@@ -1,0 +1,125 @@
+"""Read every target concurrently, each within its own deadline, into one :class:`Snapshot`.
+
+Each target is read in its own daemon thread. A target that does not answer in time (a frozen
+process accepts TCP connections and then says nothing) is reported as timed out, and its thread is
+abandoned: it can neither delay the other targets nor keep the process alive at exit. The total time
+is about the slowest target's, not the sum.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.adapters import pgbouncer, postgres, redis_state
+from toolkit.adapters.errors import TargetError
+from toolkit.adapters.secrets import Secrets
+from toolkit.domain.django import DjangoProfile
+from toolkit.domain.models import Topology
+from toolkit.domain.plan import Plan
+from toolkit.domain.snapshot import PgBouncerState, PostgresState, RedisState, Snapshot, TargetStatus
+from toolkit.domain.targets import Endpoint
+
+
+@dataclass
+class _Slot:
+    result: Any = None
+    error: BaseException | None = None
+    elapsed: float = 0.0
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _reader(endpoint: Endpoint, secrets: Secrets, timeout: float) -> Callable[[], Any]:
+    password = secrets.password(endpoint.kind)
+    if endpoint.kind == "pgbouncer":
+        admin = pgbouncer.AdminTarget(
+            endpoint.address, endpoint.port, endpoint.user, password or "", endpoint.name
+        )
+        return lambda: pgbouncer.read_state(admin, timeout)
+    if endpoint.kind == "postgres":
+        pg = postgres.PostgresTarget(
+            endpoint.address, endpoint.port, endpoint.user, password or "", endpoint.dbname
+        )
+        return lambda: postgres.read_state(pg, timeout)
+    rt = redis_state.RedisTarget(
+        endpoint.name, endpoint.address, endpoint.port, endpoint.user, password, endpoint.key_prefix
+    )
+    return lambda: redis_state.read_state(rt, timeout)
+
+
+def read_all(
+    endpoints: Sequence[Endpoint], secrets: Secrets, timeout: float
+) -> tuple[list[TargetStatus], list[Any]]:
+    """Read every endpoint concurrently; return each one's status and the states that were read."""
+    slots: list[_Slot] = []
+    for endpoint in endpoints:
+        slot = _Slot()
+        read = _reader(endpoint, secrets, timeout)
+
+        def work(read: Callable[[], Any] = read, slot: _Slot = slot) -> None:
+            start = time.monotonic()
+            try:
+                slot.result = read()
+            except BaseException as exc:  # reported per target, never raised across threads
+                slot.error = exc
+            finally:
+                slot.elapsed = time.monotonic() - start
+                slot.done.set()
+
+        threading.Thread(target=work, name=f"gather-{endpoint.label}", daemon=True).start()
+        slots.append(slot)
+
+    deadline = time.monotonic() + timeout + 0.5
+    statuses: list[TargetStatus] = []
+    states: list[Any] = []
+    for endpoint, slot in zip(endpoints, slots, strict=True):
+        finished = slot.done.wait(max(0.0, deadline - time.monotonic()))
+        statuses.append(_status(endpoint, slot, finished, timeout))
+        if finished and slot.error is None:
+            states.append(slot.result)
+    return statuses, states
+
+
+def _status(endpoint: Endpoint, slot: _Slot, finished: bool, timeout: float) -> TargetStatus:
+    kind, name, address = endpoint.kind, endpoint.name, f"{endpoint.address}:{endpoint.port}"
+    if not finished:
+        cause = f"timed out after {timeout:g} s"
+        message = f"{endpoint.label}: {cause}; is the server frozen or overloaded?"
+        return TargetStatus(name, kind, address, False, timeout, cause, message)
+    if slot.error is None:
+        return TargetStatus(name, kind, address, True, slot.elapsed)
+    if isinstance(slot.error, TargetError):
+        return TargetStatus(name, kind, address, False, slot.elapsed, slot.error.cause, str(slot.error))
+    message = f"{endpoint.label}: {type(slot.error).__name__}: {slot.error}"
+    return TargetStatus(name, kind, address, False, slot.elapsed, "error", message)
+
+
+def snapshot(
+    topology: Topology,
+    plan: Plan | None,
+    plan_error: str | None,
+    endpoints: Sequence[Endpoint],
+    secrets: Secrets,
+    timeout: float,
+    django: DjangoProfile | None = None,
+    offline: bool = False,
+) -> Snapshot:
+    """Gather the live state (unless offline) into one Snapshot."""
+    statuses: list[TargetStatus] = []
+    states: list[Any] = []
+    if not offline:
+        statuses, states = read_all(endpoints, secrets, timeout)
+    return Snapshot(
+        topology=topology,
+        plan=plan,
+        plan_error=plan_error,
+        targets=tuple(statuses),
+        pgbouncer=tuple(s for s in states if isinstance(s, PgBouncerState)),
+        postgres=next((s for s in states if isinstance(s, PostgresState)), None),
+        redis=tuple(s for s in states if isinstance(s, RedisState)),
+        django=django,
+        offline=offline,
+    )
