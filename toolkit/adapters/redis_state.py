@@ -6,11 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from toolkit.adapters.errors import TargetError
 from toolkit.domain.snapshot import RedisState
 
 CONFIG_KEYS = ("maxmemory", "maxmemory-policy", "maxclients", "save", "appendonly", "protected-mode", "bind")
+# redis-py retries a refused connection with backoff by default: doctor reports it at once instead.
+_NO_RETRY = Retry(NoBackoff(), 0)
 SAMPLE_LIMIT = 1000  # keys looked at, at most: SCAN in pages of 100, never KEYS
 
 
@@ -41,10 +45,11 @@ def read_state(target: RedisTarget, timeout: float) -> RedisState:
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         decode_responses=True,
-        retry_on_timeout=False,
+        retry=_NO_RETRY,
     )
     during = "connecting"
     try:
+        client.ping()
         during = "INFO"
         info: dict[str, Any] = client.info()
         during = "CONFIG GET"
@@ -69,8 +74,32 @@ def read_state(target: RedisTarget, timeout: float) -> RedisState:
     finally:
         client.close()
     return RedisState(
-        target.host, f"{target.address}:{target.port}", info, config, sampled, without_ttl, target.key_prefix
+        target.host,
+        f"{target.address}:{target.port}",
+        info,
+        config,
+        sampled,
+        without_ttl,
+        target.key_prefix,
+        anonymous_ok=_answers_without_auth(target, timeout),
     )
+
+
+def _answers_without_auth(target: RedisTarget, timeout: float) -> bool:
+    """Whether a client with no credentials gets an answer to PING (authentication disabled)."""
+    client = redis.Redis(
+        host=target.address,
+        port=target.port,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=_NO_RETRY,
+    )
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def _sample_ttls(client: redis.Redis, prefix: str) -> tuple[int, int]:

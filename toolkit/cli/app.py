@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli import plan
+from toolkit.cli import doctor, plan
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.errors import InventoryError, SizingError, ToolkitError
 
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # errors are one line; --debug shows a plain traceback
 )
 app.command(name="plan")(plan.plan_command)
+app.command(name="doctor")(doctor.doctor_command)
 
 
 @app.callback()
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        # Without standalone mode the parser returns an Exit's code instead of raising it.
+        code = app(args=args, standalone_mode=False)
     except ToolkitError as exc:
         if debug:
             raise
@@ -67,4 +69,4 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(ExitStatus.UNKNOWN)
-    sys.exit(ExitStatus.OK)
+    sys.exit(code if isinstance(code, int) else ExitStatus.OK)
