@@ -21,7 +21,7 @@ TARGET_DEFAULTS = {
     "toolkit_pgbouncer_user": "pgbouncer_stats",
     "toolkit_postgres_user": "toolkit_monitor",
     "toolkit_postgres_dbname": "postgres",
-    "toolkit_redis_user": "ops",
+    "toolkit_redis_user": "toolkit",
     "toolkit_redis_key_prefix": "",
 }
 
