@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -190,4 +191,19 @@ def read_state(target: AdminTarget, timeout: float) -> PgBouncerState:
         servers=servers,
         stats=stats,
         lists=lists,
+        fd_limit=_local_fd_limit(target.host, config.get("pidfile", "")),
     )
+
+
+def _local_fd_limit(host: str, pidfile: str) -> int | None:
+    """The open-files limit of a PgBouncer on this machine (from its pidfile), else None."""
+    if host not in ("127.0.0.1", "localhost", "::1") or not pidfile:
+        return None
+    try:
+        pid = int(Path(pidfile).read_text().strip())
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

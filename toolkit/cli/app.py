@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli import doctor, plan
+from toolkit.cli import doctor, plan, watch
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.errors import InventoryError, SizingError, ToolkitError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.command(name="plan")(plan.plan_command)
 app.command(name="doctor")(doctor.doctor_command)
+app.command(name="watch")(watch.watch_command)
 
 
 @app.callback()

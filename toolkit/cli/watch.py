@@ -1,0 +1,87 @@
+"""``toolkit watch``: every pool of every PgBouncer, refreshed each second until Ctrl-C."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from toolkit import gather
+from toolkit.adapters import inventory
+from toolkit.adapters.secrets import Secrets
+from toolkit.domain.inventory import topology_from_inventory
+from toolkit.domain.snapshot import PgBouncerState, TargetStatus
+from toolkit.domain.targets import endpoints
+
+COLUMNS = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "maxwait")
+
+
+def pools_table(statuses: Sequence[TargetStatus], states: Sequence[PgBouncerState]) -> Table:
+    """One row per pool per PgBouncer, fleet totals last; unreachable targets say why."""
+    table = Table(title=f"pools at {time.strftime('%H:%M:%S')}", title_justify="left")
+    for col in ("pgbouncer", "database/user", *COLUMNS):
+        table.add_column(col, justify="left" if col in ("pgbouncer", "database/user") else "right")
+    totals = [0, 0, 0, 0]
+    worst_wait = 0.0
+    for state in states:
+        for p in state.pools:
+            if p.database == "pgbouncer":
+                continue
+            wait = (
+                f"[red]{p.maxwait_seconds:.1f}[/red]"
+                if p.maxwait_seconds >= 1
+                else f"{p.maxwait_seconds:.1f}"
+            )
+            waiting = f"[red]{p.cl_waiting}[/red]" if p.cl_waiting else "0"
+            table.add_row(
+                state.address,
+                f"{p.database}/{p.user}",
+                str(p.cl_active),
+                waiting,
+                str(p.sv_active),
+                str(p.sv_idle),
+                wait,
+            )
+            for i, v in enumerate((p.cl_active, p.cl_waiting, p.sv_active, p.sv_idle)):
+                totals[i] += v
+            worst_wait = max(worst_wait, p.maxwait_seconds)
+    for s in statuses:
+        if not s.ok:
+            table.add_row(s.address, f"[red]{s.cause}[/red]", "", "", "", "", "")
+    table.add_row("[bold]fleet[/bold]", "", *(str(v) for v in totals), f"{worst_wait:.1f}")
+    return table
+
+
+def watch_command(
+    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 1.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per PgBouncer.")] = 2.0,
+    secrets_dir: Annotated[str | None, typer.Option("--secrets", help="Directory of password files.")] = None,
+    count: Annotated[
+        int, typer.Option("--count", help="Stop after this many refreshes (0: until Ctrl-C).")
+    ] = 0,
+) -> None:
+    """Show every pool (clients active/waiting, servers active/idle, max wait) live."""
+    if interval <= 0 or timeout <= 0 or count < 0:
+        raise typer.BadParameter("--interval and --timeout must be above 0, --count at least 0")
+    data = inventory.load(inventory_path)
+    topology = topology_from_inventory(data.groups, data.hostvars)
+    targets = [e for e in endpoints(topology, data.groups, data.hostvars) if e.kind == "pgbouncer"]
+    secrets = Secrets.locate(inventory_path, secrets_dir)
+    done = 0
+    try:
+        with Live(Table(), console=Console(), auto_refresh=False) as live:
+            while count == 0 or done < count:
+                statuses, states = gather.read_all(targets, secrets, timeout)
+                pgb = [s for s in states if isinstance(s, PgBouncerState)]
+                live.update(pools_table(statuses, pgb), refresh=True)
+                done += 1
+                if count == 0 or done < count:
+                    time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
