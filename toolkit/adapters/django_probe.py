@@ -1,0 +1,236 @@
+"""Read a Django project's pooling and cache settings and print them as one JSON document.
+
+This file runs as a script in the *app's* interpreter (``python django_probe.py SETTINGS_MODULE``),
+where the toolkit is not installed: it imports only the standard library and Django, and keeps to
+syntax older Pythons accept. It prints schema ``toolkit.django-profile/v1`` on stdout; the toolkit
+parses it with ``DjangoProfile.from_dict``.
+
+It reads ``django.conf.settings`` and does not call ``django.setup()``: the settings module is all it
+needs, and setup would import every installed app, with their side effects, for nothing.
+
+Secrets never leave this process: PASSWORD and SECRET_KEY are never read; database OPTIONS are
+copied through an allow-list; a password in a cache URL is replaced by ``***``.
+
+On a failure to import Django or the settings it prints one line on stderr and exits 65.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+SCHEMA = "toolkit.django-profile/v1"
+EXIT_DATAERR = 65
+MASK = "***"
+DEFAULT_CACHE_TIMEOUT = 300  # django.core.cache.backends.base.BaseCache when TIMEOUT is unset
+
+# Database OPTIONS keys copied as they are: none of them carries a credential. Everything else
+# (password, passfile, sslpassword, service, and keys we do not know) is left out.
+SAFE_OPTIONS = frozenset(
+    {
+        "connect_timeout",
+        "options",
+        "sslmode",
+        "application_name",
+        "prepare_threshold",
+        "server_side_binding",
+        "isolation_level",
+        "assume_role",
+        "target_session_attrs",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "client_encoding",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "channel_binding",
+        "gssencmode",
+    }
+)
+# psycopg_pool.ConnectionPool arguments copied from OPTIONS["pool"]; "kwargs" and "conninfo" may
+# hold a password, and callables (check, configure, reset) are not data.
+SAFE_POOL_OPTIONS = frozenset(
+    {
+        "min_size",
+        "max_size",
+        "timeout",
+        "max_waiting",
+        "max_lifetime",
+        "max_idle",
+        "reconnect_timeout",
+        "num_workers",
+        "name",
+        "open",
+    }
+)
+SECRET_QUERY_KEYS = frozenset({"password", "pass", "pwd", "token", "secret"})
+
+
+def _scalar(value: Any) -> Any:
+    """JSON-safe copy of a plain value; anything else becomes its class name (never its repr)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return type(value).__name__
+
+
+def database_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The allow-listed OPTIONS of one database alias.
+
+    >>> database_options({"password": "x", "connect_timeout": 5, "pool": {"max_size": 8, "kwargs": {}}})
+    {'connect_timeout': 5, 'pool': {'max_size': 8}}
+    """
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key == "pool":
+            if isinstance(value, dict):
+                out[key] = {k: _scalar(v) for k, v in value.items() if k in SAFE_POOL_OPTIONS}
+            else:
+                out[key] = bool(value)
+        elif key in SAFE_OPTIONS:
+            out[key] = _scalar(value)
+    return out
+
+
+def mask_location(location: str) -> str:
+    """A cache LOCATION with any password replaced by ``***``.
+
+    >>> mask_location("redis://:s3cret@cache1:6379/0")
+    'redis://:***@cache1:6379/0'
+    >>> mask_location("rediss://app:s3cret@cache1:6380/1?password=x&db=1")
+    'rediss://app:***@cache1:6380/1?password=***&db=1'
+    >>> mask_location("redis://token@cache1")
+    'redis://***@cache1'
+    >>> mask_location("unique-snowflake")
+    'unique-snowflake'
+    """
+    if "://" not in location:
+        return location
+    parts = urlsplit(location)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        # "user:password" keeps the user; a lone userinfo is a password to Redis (AUTH with one word).
+        userinfo = userinfo.split(":", 1)[0] + ":" + MASK if ":" in userinfo else MASK
+        netloc = userinfo + "@" + host
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _locations(value: Any) -> list[str]:
+    """LOCATION as a list; a string splits on ',' or ';' as Django's Redis and memcached backends do."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        items = [v.strip() for v in re.split("[;,]", value)]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = [str(value)]
+    return [mask_location(v) for v in items if v]
+
+
+def _port(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def profile(settings: Any, settings_module: str, django_version: str) -> dict[str, Any]:
+    """The profile document of an already configured ``django.conf.settings``."""
+    databases = []
+    for alias, conf in (getattr(settings, "DATABASES", None) or {}).items():
+        conn_max_age = conf.get("CONN_MAX_AGE", 0)
+        databases.append(
+            {
+                "alias": str(alias),
+                "engine": str(conf.get("ENGINE") or "django.db.backends.dummy"),
+                "host": str(conf.get("HOST") or ""),
+                "port": _port(conf.get("PORT")),
+                "name": str(conf.get("NAME") or ""),
+                "user": str(conf.get("USER") or ""),
+                "conn_max_age": None if conn_max_age is None else int(conn_max_age),
+                "conn_health_checks": bool(conf.get("CONN_HEALTH_CHECKS", False)),
+                "disable_server_side_cursors": bool(conf.get("DISABLE_SERVER_SIDE_CURSORS", False)),
+                "atomic_requests": bool(conf.get("ATOMIC_REQUESTS", False)),
+                "options": database_options(dict(conf.get("OPTIONS") or {})),
+            }
+        )
+    caches = []
+    for alias, conf in (getattr(settings, "CACHES", None) or {}).items():
+        timeout = conf.get("TIMEOUT", DEFAULT_CACHE_TIMEOUT)
+        caches.append(
+            {
+                "alias": str(alias),
+                "backend": str(conf.get("BACKEND", "")),
+                "location": _locations(conf.get("LOCATION")),
+                "key_prefix": str(conf.get("KEY_PREFIX") or ""),
+                "version": int(conf.get("VERSION", 1)),
+                "timeout": None if timeout is None else float(timeout),
+            }
+        )
+    return {
+        "schema": SCHEMA,
+        "settings_module": settings_module,
+        "django_version": django_version,
+        "databases": databases,
+        "caches": caches,
+        "asgi_application": getattr(settings, "ASGI_APPLICATION", None),
+        "wsgi_application": getattr(settings, "WSGI_APPLICATION", None),
+    }
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def main(argv: list[str]) -> int:
+    """Print the profile of the settings module named in ``argv[1]``; return the exit status."""
+    if len(argv) != 2:
+        sys.stderr.write("usage: django_probe.py SETTINGS_MODULE\n")
+        return 64
+    module = argv[1]
+    # Python puts this script's directory first on sys.path; drop it so that the toolkit's own
+    # adapter modules can never shadow the app's modules of the same name.
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or ".") == here:
+        del sys.path[0]
+    os.environ["DJANGO_SETTINGS_MODULE"] = module
+    # Imported here, not at the top: a missing Django is reported as one line, not a traceback.
+    try:
+        import django  # type: ignore[import-untyped]  # noqa: PLC0415
+        from django.conf import settings  # type: ignore[import-untyped]  # noqa: PLC0415
+    except Exception as exc:
+        sys.stderr.write(f"cannot import module 'django': {_one_line(exc)}; is this the app's Python?\n")
+        return EXIT_DATAERR
+    try:
+        # A settings module that prints must not corrupt the JSON on stdout.
+        with contextlib.redirect_stdout(sys.stderr):
+            _ = settings.DATABASES  # the first access imports the settings module
+    except Exception as exc:
+        sys.stderr.write(f"cannot import settings module {module!r}: {_one_line(exc)}\n")
+        return EXIT_DATAERR
+    try:
+        doc = profile(settings, module, django.get_version())
+        text = json.dumps(doc, sort_keys=True)
+    except Exception as exc:
+        sys.stderr.write(f"settings module {module!r}: cannot read DATABASES/CACHES: {_one_line(exc)}\n")
+        return EXIT_DATAERR
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

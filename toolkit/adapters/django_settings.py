@@ -1,0 +1,77 @@
+"""Read a Django project's settings profile by running the probe in the app's own interpreter.
+
+The toolkit and the app rarely share a virtualenv, so the settings are never imported here: the
+standalone script ``django_probe.py`` (standard library and Django only) runs in a subprocess with
+the app's Python and PYTHONPATH, under a time limit, and prints one JSON document that
+:meth:`DjangoProfile.from_dict` parses. Every failure becomes one :class:`InventoryError` (exit 65)
+naming the settings module, what went wrong and what to try.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from toolkit.domain.django import DjangoProfile
+from toolkit.domain.errors import InventoryError
+
+PROBE = Path(__file__).with_name("django_probe.py")
+OPTION = "--django-settings"
+
+
+def _error(module: str, why: str) -> InventoryError:
+    return InventoryError(variable=OPTION, host=None, why=f"settings module {module!r}: {why}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def load_profile(
+    settings_module: str, pythonpath: str, python: str | None = None, timeout: float = 30
+) -> DjangoProfile:
+    """Import ``settings_module`` with ``python`` (default: this interpreter) and return its profile."""
+    interpreter = python or sys.executable
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH", "")) if p)
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # the probe sets it from its argument
+    try:
+        done = subprocess.run(  # noqa: S603 (fixed argv, no shell; the interpreter is the operator's)
+            [interpreter, str(PROBE), settings_module],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise _error(
+            settings_module,
+            f"importing the settings took more than {timeout:g} s; does the settings module "
+            "connect to something or wait for input at import time?",
+        ) from None
+    except OSError as exc:
+        raise _error(
+            settings_module,
+            f"cannot run the interpreter {interpreter!r} ({exc.strerror or exc}); "
+            "pass the app's Python (its virtualenv's bin/python)",
+        ) from None
+    if done.returncode != 0:
+        detail = _last_line(done.stderr) or f"the probe exited with status {done.returncode}"
+        hint = (
+            f"check the module name, PYTHONPATH {pythonpath!r} and that {interpreter!r} is the app's Python"
+        )
+        if repr(settings_module) in detail:  # the probe's own line already names the module
+            raise InventoryError(variable=OPTION, host=None, why=f"{detail}; {hint}")
+        raise _error(settings_module, f"{detail}; {hint}")
+    try:
+        return DjangoProfile.from_dict(json.loads(_last_line(done.stdout)))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _error(
+            settings_module,
+            f"the probe's output is not a profile document ({exc}); is the probe from this toolkit?",
+        ) from None
