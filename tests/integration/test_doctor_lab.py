@@ -24,9 +24,8 @@ import pytest
 from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
 
 TIMEOUT = 2.0
-# Documented lab warnings (docs/checks.md): Debian 12's PgBouncer 1.18 is below the security floor,
-# and the lab keeps idle_in_transaction_session_timeout off so the incident can be reproduced.
-LAB_WARNINGS = {"pgbouncer.version_outdated", "postgres.no_idle_in_transaction_timeout"}
+# The documented lab warning (docs/checks.md): Debian 12's PgBouncer 1.18 is below the security floor.
+LAB_WARNINGS = {"pgbouncer.version_outdated"}
 
 
 def doctor(
