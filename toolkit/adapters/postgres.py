@@ -60,17 +60,7 @@ def read_state(target: PostgresTarget, timeout: float) -> PostgresState:
     """Read settings and sessions; raise TargetError naming the cause on failure."""
     during = "connecting"
     try:
-        with psycopg.connect(
-            host=target.host,
-            port=target.port,
-            user=target.user,
-            password=target.password,
-            dbname=target.dbname,
-            connect_timeout=max(2, round(timeout)),
-            application_name="toolkit-doctor",
-            options=f"-c statement_timeout={int(timeout * 1000)}",
-            autocommit=True,
-        ) as conn:
+        with _connect(target, timeout) as conn:
             during = "reading settings"
             rows = conn.execute(
                 "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(SETTINGS)]
@@ -110,4 +100,38 @@ def _backend(row: dict[str, object]) -> Backend:
         wait_event_type=str(row["wait_event_type"]),
         blocked_by=tuple(int(p) for p in blocked),  # type: ignore[attr-defined]
         query=str(row["query"]),
+    )
+
+
+def superusers(target: PostgresTarget, timeout: float) -> frozenset[str]:
+    """Names of the superuser roles (runbooks never touch their sessions)."""
+    try:
+        with _connect(target, timeout) as conn:
+            return frozenset(str(r[0]) for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolsuper"))
+    except psycopg.Error as exc:
+        raise TargetError.from_exception(target.label, "reading roles", exc, timeout) from None
+
+
+def signal_backend(target: PostgresTarget, pid: int, how: str, timeout: float) -> bool:
+    """pg_cancel_backend or pg_terminate_backend one pid; True if PostgreSQL signalled it."""
+    function = {"cancel": "pg_cancel_backend", "terminate": "pg_terminate_backend"}[how]
+    try:
+        with _connect(target, timeout) as conn:
+            row = conn.execute(f"SELECT {function}(%s)", [pid]).fetchone()
+            return bool(row and row[0])
+    except psycopg.Error as exc:
+        raise TargetError.from_exception(target.label, f"{function}({pid})", exc, timeout) from None
+
+
+def _connect(target: PostgresTarget, timeout: float) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        dbname=target.dbname,
+        connect_timeout=max(2, round(timeout)),
+        application_name="toolkit",
+        options=f"-c statement_timeout={int(timeout * 1000)}",
+        autocommit=True,
     )

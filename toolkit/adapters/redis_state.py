@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,3 +128,53 @@ def _escape(prefix: str) -> str:
     'app:v\\\\[1\\\\]\\\\*'
     """
     return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+
+
+def _ops_client(target: RedisTarget, timeout: float) -> redis.Redis:
+    return redis.Redis(
+        host=target.address,
+        port=target.port,
+        username=target.user,
+        password=target.password,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        decode_responses=True,
+        retry=_NO_RETRY,
+    )
+
+
+def _scan_prefix(client: redis.Redis, prefix: str) -> Iterator[list[str]]:
+    """Pages of keys under ``prefix``. SCAN stays correct while keys are deleted between pages."""
+    cursor = 0
+    while True:
+        cursor, keys = client.scan(cursor=cursor, match=f"{_escape(prefix)}*", count=500)
+        if keys:
+            yield [str(k) for k in keys]
+        if cursor == 0:
+            return
+
+
+def count_prefix(target: RedisTarget, prefix: str, timeout: float) -> int:
+    """Keys under ``prefix``, counted with SCAN (never KEYS)."""
+    client = _ops_client(target, timeout)
+    try:
+        return sum(len(page) for page in _scan_prefix(client, prefix))
+    except redis.exceptions.RedisError as exc:
+        raise TargetError.from_exception(target.label, "SCAN", exc, timeout) from None
+    finally:
+        client.close()
+
+
+def unlink_prefix(target: RedisTarget, prefix: str, batch: int, timeout: float) -> int:
+    """UNLINK every key under ``prefix`` in batches of ``batch``; return how many were removed."""
+    client = _ops_client(target, timeout)
+    removed = 0
+    try:
+        for page in _scan_prefix(client, prefix):
+            for i in range(0, len(page), batch):
+                removed += int(client.unlink(*page[i : i + batch]))
+    except redis.exceptions.RedisError as exc:
+        raise TargetError.from_exception(target.label, "UNLINK", exc, timeout) from None
+    finally:
+        client.close()
+    return removed

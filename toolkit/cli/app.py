@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli import doctor, plan, watch
+from toolkit.cli import doctor, plan, runbook, watch
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.errors import InventoryError, SizingError, ToolkitError
+from toolkit.domain.runbooks.base import RunbookError
 
 app = typer.Typer(
     name="toolkit",
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.command(name="plan")(plan.plan_command)
 app.command(name="doctor")(doctor.doctor_command)
 app.command(name="watch")(watch.watch_command)
+app.add_typer(runbook.app, name="runbook")
 
 
 @app.callback()
@@ -37,6 +39,8 @@ def _exit_code(exc: ToolkitError) -> ExitStatus:
         return ExitStatus.CRITICAL
     if isinstance(exc, InventoryError):
         return ExitStatus.DATAERR
+    if isinstance(exc, RunbookError):
+        return ExitStatus.USAGE
     return ExitStatus.UNKNOWN
 
 

@@ -1,0 +1,46 @@
+"""Runbook terminate-idle-transactions: end client sessions idle in a transaction, which hold pooled
+server connections; verify they are gone and that clients stopped waiting."""
+
+from __future__ import annotations
+
+from toolkit.domain.runbooks.base import Action, RunbookError, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.sessions import plan_terminate_idle
+from toolkit.runbooks import pg
+from toolkit.runbooks.base import RunContext, RunOptions
+
+INFO = RunbookInfo(
+    "terminate-idle-transactions",
+    "End client sessions idle in a transaction (they hold pooled server connections)",
+    fixes=("postgres.idle_in_transaction", "pgbouncer.clients_waiting", "pgbouncer.pool_exhausted"),
+    params=("--older-than", "--database", "--application-name", "--app-node", "--rate"),
+)
+
+
+def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
+    """Read the sessions and plan the terminations."""
+    if opts.older_than is None:
+        raise RunbookError("terminate-idle-transactions needs --older-than (for example 60s)")
+    backends, owners, superusers = pg.sessions(ctx)
+    return plan_terminate_idle(
+        backends,
+        owners,
+        target=pg.target(ctx).label,
+        older_than=opts.older_than,
+        databases=pg.databases(ctx, opts.database),
+        superusers=superusers,
+        application_name=opts.application_name,
+        app_node=opts.app_node,
+    )
+
+
+def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
+    """Terminate one backend."""
+    return pg.signal(ctx, action, "terminate", opts.rate)
+
+
+def verify(ctx: RunContext, plan: RunbookPlan, opts: RunOptions) -> tuple[bool, str]:
+    """The terminated sessions are gone, and no client waits in the pools."""
+    left = pg.still_present(ctx, {int(a.args["pid"]) for a in plan.actions})
+    if left:
+        return False, f"still present: pid(s) {', '.join(map(str, sorted(left)))}"
+    return True, f"{len(plan.actions)} session(s) gone"
