@@ -174,8 +174,8 @@ def run_command(
         raise typer.Exit(ExitStatus.OK)
     if not yes and (not sys.stdin.isatty() or not _confirm(plan, database, book.INFO.confirm_database)):
         _render(plan, None, output, dry_run=True)
-            typer.echo("dry run: nothing changed (add --yes to act)", err=True)
-            raise typer.Exit(ExitStatus.OK)
+        typer.echo("dry run: nothing changed (add --yes to act)", err=True)
+        raise typer.Exit(ExitStatus.OK)
     outcome = act_and_verify(book, ctx, opts, plan)
     _render(plan, outcome, output, dry_run=False)
     raise typer.Exit(ExitStatus.OK if outcome.ok else ExitStatus.CRITICAL)
