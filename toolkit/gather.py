@@ -93,7 +93,8 @@ def _status(endpoint: Endpoint, slot: _Slot, finished: bool, timeout: float) -> 
         return TargetStatus(name, kind, address, True, slot.elapsed)
     if isinstance(slot.error, TargetError):
         return TargetStatus(name, kind, address, False, slot.elapsed, slot.error.cause, str(slot.error))
-    message = f"{endpoint.label}: {type(slot.error).__name__}: {slot.error}"
+    first = str(slot.error).strip().splitlines()[0] if str(slot.error).strip() else ""
+    message = f"{endpoint.label}: {type(slot.error).__name__}: {first}"
     return TargetStatus(name, kind, address, False, slot.elapsed, "error", message)
 
 

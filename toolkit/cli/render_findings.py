@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from toolkit.domain.findings import Finding, Severity
@@ -71,23 +72,27 @@ def render_table(
         for col in ("target", "kind", "read", "time"):
             t.add_column(col)
         for tgt in targets:
-            t.add_row(
-                tgt.address, tgt.kind, "ok" if tgt.ok else f"[red]{tgt.cause}[/red]", f"{tgt.elapsed:.2f} s"
-            )
+            read = "ok" if tgt.ok else f"[red]{escape(str(tgt.cause))}[/red]"
+            t.add_row(escape(tgt.address), tgt.kind, read, f"{tgt.elapsed:.2f} s")
         out.print(t)
     by_target: dict[str, list[Finding]] = {}
     for f in sorted(findings, key=lambda f: (-f.severity if f.severity != Severity.UNKNOWN else -2.5, f.id)):
         by_target.setdefault(f.target, []).append(f)
     for target, group in by_target.items():
-        t = Table(title=target, title_justify="left", show_lines=False)
+        # Summaries carry client-chosen text (application_name): never read it as markup.
+        t = Table(title=escape(target), title_justify="left", show_lines=False)
         t.add_column("severity")
         t.add_column("finding")
         t.add_column("summary / remedy")
         for f in group:
             colour = _COLOURS[f.severity]
-            remedy = f"\n[dim]→ {f.remedy}[/dim]" if f.remedy else ""
-            runbook = f"\n[dim]runbook: {f.runbook}[/dim]" if f.runbook else ""
-            t.add_row(f"[{colour}]{f.severity.label}[/{colour}]", f.id, f"{f.summary}{remedy}{runbook}")
+            remedy = f"\n[dim]→ {escape(f.remedy)}[/dim]" if f.remedy else ""
+            runbook = f"\n[dim]runbook: {escape(f.runbook)}[/dim]" if f.runbook else ""
+            t.add_row(
+                f"[{colour}]{f.severity.label}[/{colour}]",
+                escape(f.id),
+                f"{escape(f.summary)}{remedy}{runbook}",
+            )
         out.print(t)
     colour = _COLOURS[status]
     out.print(f"[bold {colour}]{verdict(status, findings, targets)}[/bold {colour}]")
@@ -121,13 +126,19 @@ def render_prometheus(status: Severity, targets: Sequence[TargetStatus], finding
     return "\n".join(lines) + "\n"
 
 
+def _cell(text: str) -> str:
+    """One Markdown table cell: no pipe and no newline may end the row early."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def render_markdown(status: Severity, targets: Sequence[TargetStatus], findings: Sequence[Finding]) -> str:
     """A block to paste into an incident ticket."""
     lines = [f"## toolkit doctor: {verdict(status, findings, targets)}", ""]
     if targets:
         lines += ["| target | kind | read | time |", "| --- | --- | --- | --- |"]
         lines += [
-            f"| {t.address} | {t.kind} | {'ok' if t.ok else t.cause} | {t.elapsed:.2f} s |" for t in targets
+            f"| {_cell(t.address)} | {t.kind} | {'ok' if t.ok else _cell(str(t.cause))} | {t.elapsed:.2f} s |"
+            for t in targets
         ]
         lines.append("")
     if findings:
@@ -137,5 +148,5 @@ def render_markdown(status: Severity, targets: Sequence[TargetStatus], findings:
         ]
         for f in findings:
             cells = [f.severity.label, f"`{f.id}`", f.target, f.summary, f.remedy, f.runbook or ""]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -18,15 +18,24 @@ AREA = "capacity"
 _P = "capacity."
 CATALOG = (
     CheckInfo(
-        _P + "server_connections_exceed_db", "PgBouncer may open more server connections than PostgreSQL has"
+        _P + "server_connections_exceed_db",
+        "PgBouncer may open more server connections than PostgreSQL has",
+        "pgbouncer-resize-pool",
     ),
     CheckInfo(
-        _P + "client_demand_exceeds_max_client_conn", "more clients are routed to a PgBouncer than it admits"
+        _P + "client_demand_exceeds_max_client_conn",
+        "more clients are routed to a PgBouncer than it admits",
+        "pgbouncer-reload",
     ),
-    CheckInfo(_P + "session_mode_pool_too_small", "a session-mode pool is smaller than its clients"),
+    CheckInfo(
+        _P + "session_mode_pool_too_small",
+        "a session-mode pool is smaller than its clients",
+        "pgbouncer-resize-pool",
+    ),
     CheckInfo(_P + "no_failover_headroom", "a shared PgBouncer tier cannot lose a host"),
     CheckInfo(_P + "fd_limit_too_low", "a PgBouncer's open-files limit is below what its limits need"),
 )
+_RUNBOOK = {c.id: c.runbook for c in CATALOG}
 _KIND_TO_ID = {
     "budget": "server_connections_exceed_db",
     "override": "server_connections_exceed_db",
@@ -44,15 +53,16 @@ def run(snap: Snapshot) -> list[Finding]:
         kind, message = (
             snap.plan_error.split(":", 1) if ":" in snap.plan_error else ("budget", snap.plan_error)
         )
+        fid = _P + _KIND_TO_ID.get(kind, "server_connections_exceed_db")
         out.append(
             Finding(
-                _P + _KIND_TO_ID.get(kind, "server_connections_exceed_db"),
+                fid,
                 Severity.CRITICAL,
                 "inventory",
                 message.strip(),
                 {"rule": kind},
                 "change the inventory as the summary says, then re-run toolkit plan",
-                "pgbouncer-resize-pool",
+                _RUNBOOK[fid],
             )
         )
     out += _headroom(snap)
@@ -105,7 +115,7 @@ def _live_db_capacity(snap: Snapshot) -> list[Finding]:
                 "inventory_max_connections": snap.plan.budget.max_connections,
             },
             "set database_max_connections to the live value and re-deploy, or raise max_connections",
-            "pgbouncer-resize-pool",
+            _RUNBOOK[_P + "server_connections_exceed_db"],
         )
     ]
 
@@ -137,7 +147,7 @@ def _live_client_limits(snap: Snapshot) -> list[Finding]:
                     f"but max_client_conn is {max_client}: new connections will be refused",
                     {"max_client_conn": max_client, "routed_clients": routed[host.name], "needed": need},
                     "re-deploy with the planned max_client_conn",
-                    "pgbouncer-reload",
+                    _RUNBOOK[_P + "client_demand_exceeds_max_client_conn"],
                 )
             )
         per_process = math.ceil(routed[host.name] / host.processes)
@@ -152,7 +162,7 @@ def _live_client_limits(snap: Snapshot) -> list[Finding]:
                     f"default_pool_size {pool}; the rest wait until a session ends",
                     {"default_pool_size": pool, "clients_per_process": per_process},
                     "use transaction mode, or re-deploy with the planned pool",
-                    "pgbouncer-resize-pool",
+                    _RUNBOOK[_P + "session_mode_pool_too_small"],
                 )
             )
         if state.fd_limit is not None:

@@ -60,7 +60,8 @@ def run(snap: Snapshot) -> list[Finding]:
     owners = attribution(snap)
     for b in clients:
         who = owners.get(b.pid, {})
-        if b.state in IDLE_STATES and b.state_age is not None and b.state_age >= IDLE_XACT_WARNING_S:
+        idle = b.state in IDLE_STATES and b.state_age is not None and b.state_age >= IDLE_XACT_WARNING_S
+        if idle and b.state_age is not None:
             out.append(
                 _session(
                     _P + "idle_in_transaction",
@@ -74,7 +75,7 @@ def run(snap: Snapshot) -> list[Finding]:
                     "terminate-idle-transactions",
                 )
             )
-        elif b.state == "active" and b.query_age is not None and b.query_age >= QUERY_WARNING_S:
+        if b.state == "active" and b.query_age is not None and b.query_age >= QUERY_WARNING_S:
             out.append(
                 _session(
                     _P + "long_running_query",
@@ -88,7 +89,11 @@ def run(snap: Snapshot) -> list[Finding]:
                     "cancel-long-queries",
                 )
             )
-        elif b.xact_age is not None and b.xact_age >= XACT_WARNING_S and b.state not in IDLE_STATES:
+        # Reported on its own: a long transaction may be sampled between two statements, or run a short
+        # query late in a long transaction. Not when an idle-in-transaction finding covers it, nor when
+        # the running query started with the transaction (long_running_query says it already).
+        whole = b.state == "active" and (b.xact_age or 0) - (b.query_age or 0) < 1.0
+        if not idle and not whole and b.xact_age is not None and b.xact_age >= XACT_WARNING_S:
             out.append(
                 _session(
                     _P + "long_running_transaction",
