@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psycopg
 import pytest
 
@@ -84,8 +85,12 @@ def no_secret(*texts: str) -> None:
         assert all(secret not in t for t in texts), name
 
 
+SCHEMA = json.loads((ROOT / "docs" / "schema" / "doctor-v1.json").read_text())
+
+
 def test_healthy_lab_has_only_documented_warnings() -> None:
     code, report, err, _ = doctor()
+    jsonschema.validate(report, SCHEMA)
     assert all(t["ok"] for t in report["targets"]), report["targets"]
     assert ids(report) <= LAB_WARNINGS, report["findings"]
     assert code in (0, 1)
