@@ -1,4 +1,4 @@
-"""Passwords for doctor's connections: from the environment or a secrets directory, never the inventory.
+"""Passwords for doctor and the runbooks: from the environment or a secrets directory, never the inventory.
 
 Each kind of target has an environment variable and a file name; the environment wins. The lab keeps
 its generated secrets in ``.lab/`` at the repository root, two levels above ``inventory/lab``.
@@ -12,11 +12,13 @@ from pathlib import Path
 
 ENV = {
     "pgbouncer": "TOOLKIT_PGBOUNCER_PASSWORD",
+    "pgbouncer_admin": "TOOLKIT_PGBOUNCER_ADMIN_PASSWORD",
     "postgres": "TOOLKIT_POSTGRES_PASSWORD",
     "redis": "TOOLKIT_REDIS_PASSWORD",
 }
 FILES = {
     "pgbouncer": "pgbouncer_stats_password",
+    "pgbouncer_admin": "pgbouncer_admin_password",
     "postgres": "monitor_password",
     "redis": "redis_ops_password",
 }
@@ -42,7 +44,7 @@ class Secrets:
         return cls(Path(chosen) if chosen else None, env)
 
     def password(self, kind: str) -> str | None:
-        """The password for ``kind`` (pgbouncer, postgres, redis), or None if none is configured."""
+        """The password for ``kind`` (pgbouncer, pgbouncer_admin, postgres, redis), or None if none is set."""
         if ENV[kind] in self.environ:
             return self.environ[ENV[kind]]
         if self.directory is not None:
