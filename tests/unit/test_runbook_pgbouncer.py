@@ -1,0 +1,189 @@
+"""The PgBouncer runbooks' pure planners: refusals, the budget, the diff, flags read by column name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit import snapshots as s
+from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.pgbouncer import (
+    DatabaseFlags,
+    check_database,
+    config_diff,
+    database_flags,
+    long_transactions,
+    parse_ini,
+    plan_database_command,
+    plan_pause,
+    plan_reconnect,
+    plan_reload,
+    plan_resize,
+    plan_resume,
+    resized_topology,
+    restart_needed,
+)
+
+PGB = "pgbouncer@10.0.0.5:6432"
+
+
+def _xact(pid: int, age: float | None, **changes: Any) -> Any:
+    return s.backend(pid, state="idle in transaction", xact_age=age, state_age=age, **changes)
+
+
+# --- pause -------------------------------------------------------------------------------------
+
+
+def test_pause_refuses_while_a_transaction_older_than_the_limit_is_open() -> None:
+    expected = r"1 transaction\(s\) open for at least 10 s would hold the PAUSE \(pid 7 "
+    with pytest.raises(RunbookError, match=expected):
+        plan_pause([PGB], [_xact(7, 12.0)], database=None, older_than=10, timeout=5)
+
+
+def test_pause_notes_younger_transactions_and_plans_one_parallel_action() -> None:
+    plan = plan_pause(
+        [PGB, "pgbouncer@10.0.0.6:6432"], [_xact(7, 2.0)], database=None, older_than=10, timeout=3
+    )
+    (action,) = plan.actions
+    assert action.kind == "PAUSE"
+    assert action.target == f"{PGB}, pgbouncer@10.0.0.6:6432"
+    assert action.args == {"database": "every database", "timeout": 3, "targets": 2}
+    assert any("1 younger transaction(s) open" in n for n in plan.notes)
+    assert any("every PgBouncer is resumed" in n for n in plan.notes)
+
+
+def test_pause_without_targets_is_refused() -> None:
+    with pytest.raises(RunbookError, match="no PgBouncer selected"):
+        plan_pause([], [], database=None, older_than=10, timeout=5)
+
+
+def test_long_transactions_skip_superusers_other_databases_and_non_clients() -> None:
+    found = long_transactions(
+        [
+            _xact(1, 30.0),
+            _xact(2, 30.0, usename="postgres"),
+            _xact(3, 30.0, datname="other"),
+            _xact(4, 30.0, backend_type="walsender"),
+            _xact(5, None),
+            _xact(6, 60.0),
+        ],
+        {"app"},
+        {"postgres"},
+    )
+    assert [b.pid for b in found] == [6, 1]
+
+
+# --- resume and SHOW DATABASES -------------------------------------------------------------------
+
+
+def test_flags_are_read_by_column_name_whatever_the_order_or_extra_columns() -> None:
+    rows = [
+        {"disabled": 0, "name": "app", "reserve_pool_size": 5, "paused": "1"},
+        {"name": "shop", "paused": 0, "disabled": 1, "new_column": "x"},
+        {"name": "old"},  # a version without the columns
+    ]
+    flags = database_flags(rows)
+    assert flags["app"] == DatabaseFlags("app", True, False)
+    assert flags["shop"] == DatabaseFlags("shop", False, True)
+    assert flags["old"] == DatabaseFlags("old", False, False)
+
+
+def test_resume_plans_only_where_something_is_paused() -> None:
+    flags = {
+        PGB: {"app": DatabaseFlags("app", True, False)},
+        "pgbouncer@10.0.0.6:6432": {"app": DatabaseFlags("app", False, False)},
+    }
+    (action,) = plan_resume(flags, database=None, timeout=5).actions
+    assert action.target == PGB
+    assert plan_resume(flags, database="shop", timeout=5).actions == ()
+
+
+# --- database commands -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("database", "message"),
+    [
+        (None, "needs --database"),
+        ("", "needs --database"),
+        ("pgbouncer", "is the admin console"),
+        ("app; SHUTDOWN", "is not a database name"),
+        ("shop", "serves no database 'shop'"),
+    ],
+)
+def test_database_commands_refuse_bad_databases(database: str | None, message: str) -> None:
+    with pytest.raises(RunbookError, match=message):
+        check_database(database, {"app"}, "pgbouncer-kill-database")
+
+
+def test_kill_says_the_database_stays_paused() -> None:
+    plan = plan_database_command("pgbouncer-kill-database", "KILL", [PGB], "app")
+    assert [(a.target, a.kind, dict(a.args)) for a in plan.actions] == [(PGB, "KILL", {"database": "app"})]
+    assert "paused until RESUME" in plan.notes[0]
+    assert "pgbouncer-resume --database app" in plan.notes[0]
+
+
+def test_unknown_database_command_is_refused() -> None:
+    with pytest.raises(RunbookError, match="unknown command"):
+        plan_database_command("x", "SHUTDOWN", [PGB], "app")
+
+
+# --- reload ------------------------------------------------------------------------------------
+
+
+def test_config_diff_lists_key_before_after() -> None:
+    assert config_diff({"a": "1", "b": "2", "gone": "x"}, {"a": "1", "b": "3"}) == [
+        ("b", "2", "3"),
+        ("gone", "x", None),
+    ]
+
+
+def test_restart_needed_only_for_unchangeable_settings_that_differ() -> None:
+    live = {"listen_port": ("6432", False), "pkt_buf": ("4096", False), "max_client_conn": ("50", True)}
+    text = "[pgbouncer]\nlisten_port = 6433\npkt_buf = 4096\nmax_client_conn = 60\n; comment\n"
+    assert restart_needed(live, parse_ini(text)) == [("listen_port", "6432", "6433")]
+
+
+def test_parse_ini_without_the_section_is_empty() -> None:
+    assert parse_ini("[databases]\napp = host=127.0.0.1\n") == {}
+
+
+def test_reload_and_reconnect_plans() -> None:
+    assert [a.kind for a in plan_reload([PGB]).actions] == ["RELOAD"]
+    plan = plan_reconnect([PGB], "app")
+    assert [(a.kind, dict(a.args)) for a in plan.actions] == [
+        ("RECONNECT", {"database": "app"}),
+        ("WAIT_CLOSE", {"database": "app"}),
+    ]
+    assert [a.args for a in plan_reconnect([PGB], None).actions] == [{}, {}]
+
+
+# --- resize ------------------------------------------------------------------------------------
+
+
+def test_resize_within_the_budget_prints_the_permanent_change() -> None:
+    plan = plan_resize(s.topology(), {"pgb1": PGB}, 30, {PGB: "16"})
+    (action,) = plan.actions
+    assert (action.kind, dict(action.args)) == ("SET", {"default_pool_size": 30, "was": "16"})
+    assert "within the budget" in action.why
+    assert any("pgbouncer_default_pool_size: 30" in n and "group_vars/pgbouncer" in n for n in plan.notes)
+    assert any("RELOAD" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize("size", [92, 500])
+def test_resize_beyond_the_budget_is_refused_quoting_the_sizing(size: int) -> None:
+    # 100 max_connections - 3 superuser - 6 bypass = 91 usable slots for one (process, pool) pair.
+    with pytest.raises(RunbookError, match=rf"refused, nothing changed: .*default_pool_size {size} exceeds"):
+        plan_resize(s.topology(), {"pgb1": PGB}, size, {})
+
+
+def test_resize_to_zero_is_refused() -> None:
+    with pytest.raises(RunbookError, match="at least 1"):
+        plan_resize(s.topology(), {"pgb1": PGB}, 0, {})
+
+
+def test_resized_topology_pins_only_the_named_hosts() -> None:
+    topo = s.topology(pgbouncers=(s.pgbouncer_host("pgb1"), s.pgbouncer_host("pgb2")))
+    resized = resized_topology(topo, {"pgb2"}, 7)
+    assert [h.overrides.default_pool_size for h in resized.pgbouncers] == [None, 7]
