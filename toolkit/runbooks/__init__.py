@@ -1,12 +1,24 @@
 """Runbook execution: plan (pure, in toolkit.domain.runbooks), show, act with --yes, audit, verify.
 
-Each runbook is a module with INFO, plan(), act() and verify() (see :class:`base.Runbook`).
+Each runbook is a module (or, for the three one-database commands, an object) with INFO, plan(), act()
+and verify() (see :class:`base.Runbook`).
 """
 
 from __future__ import annotations
 
 from toolkit.domain.runbooks.base import RunbookError, RunbookInfo
-from toolkit.runbooks import cache_flush, cancel_long, terminate_idle
+from toolkit.runbooks import (
+    cache_flush,
+    cancel_long,
+    pgbouncer_database,
+    pgbouncer_pause,
+    pgbouncer_reconnect,
+    pgbouncer_reload,
+    pgbouncer_resize,
+    pgbouncer_resume,
+    snapshot,
+    terminate_idle,
+)
 from toolkit.runbooks.base import Runbook
 
 # Documented procedures the toolkit does not run (docs/runbooks/<name>.md).
@@ -19,7 +31,20 @@ MANUAL = (
     ),
 )
 
-_MODULES: tuple[Runbook, ...] = (terminate_idle, cancel_long, cache_flush)
+_MODULES: tuple[Runbook, ...] = (
+    terminate_idle,
+    cancel_long,
+    cache_flush,
+    pgbouncer_pause,
+    pgbouncer_resume,
+    pgbouncer_reload,
+    pgbouncer_reconnect,
+    pgbouncer_resize,
+    pgbouncer_database.KILL,
+    pgbouncer_database.DISABLE,
+    pgbouncer_database.ENABLE,
+    snapshot,
+)
 
 
 def runbooks() -> dict[str, Runbook]:

@@ -1,0 +1,181 @@
+"""Shared by the PgBouncer runbooks: admin targets, SHOW DATABASES flags, time-limited PAUSE, RESUME.
+
+The admin user comes from the inventory (``toolkit_pgbouncer_admin_user``, default ``pgbouncer_admin``);
+its password from ``TOOLKIT_PGBOUNCER_ADMIN_PASSWORD`` or the secrets file ``pgbouncer_admin_password``.
+
+PAUSE is the dangerous one (pgbouncer issue 715): a RESUME sent while a PAUSE is still pending can leave
+that PAUSE hung, and a PAUSE stays in force when its admin session drops. So every PAUSE runs on its own
+admin session in a thread; on timeout that session is dropped first, and only then is RESUME sent, on a
+new session. PgBouncer 1.18's SHOW DATABASES ``paused`` column shows only per-database pauses (a bare
+PAUSE leaves it 0), so the runbooks pause and resume database by database, which SHOW DATABASES verifies.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from toolkit.adapters.errors import TargetError
+from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
+from toolkit.domain.inventory import HostVars
+from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.pgbouncer import ADMIN_DATABASE, DatabaseFlags, database_flags
+from toolkit.runbooks.base import RunContext
+
+ADMIN_USER_DEFAULT = "pgbouncer_admin"
+T = TypeVar("T")
+
+
+def admin_targets(ctx: RunContext) -> list[AdminTarget]:
+    """The admin consoles of the PgBouncers --target selects (all of them without it)."""
+    selected = ctx.selected("pgbouncer")
+    if not selected:
+        known = ", ".join(e.name for e in ctx.endpoints if e.kind == "pgbouncer") or "none"
+        raise RunbookError(f"no PgBouncer matches --target {ctx.target!r} (the inventory has: {known})")
+    password = ctx.secrets.password("pgbouncer_admin") or ""
+    out = []
+    for ep in selected:
+        v = HostVars(ep.name, ctx.data.hostvars.get(ep.name, {}))
+        user = v.text("toolkit_pgbouncer_admin_user", ADMIN_USER_DEFAULT)
+        out.append(AdminTarget(ep.address, ep.port, user, password, ep.name))
+    return out
+
+
+def by_label(ctx: RunContext, label: str) -> AdminTarget:
+    """The admin target an action names."""
+    return next(t for t in admin_targets(ctx) if t.label == label)
+
+
+def labels(spec: str) -> list[str]:
+    """The targets of an aggregate action ("a, b")."""
+    return [s.strip() for s in spec.split(",") if s.strip()]
+
+
+def served(ctx: RunContext) -> set[str]:
+    """Databases the selected PgBouncers serve, from the inventory."""
+    hosts = {t.name for t in admin_targets(ctx)}
+    return {d for h in ctx.topology.pgbouncers if h.name in hosts for d in h.databases}
+
+
+def flags(target: AdminTarget, timeout: float) -> dict[str, DatabaseFlags]:
+    """SHOW DATABASES as paused/disabled flags, the admin console itself left out."""
+    with AdminConsole(target, timeout) as console:
+        found = database_flags(console.rows("SHOW DATABASES"))
+    found.pop(ADMIN_DATABASE, None)
+    return found
+
+
+@dataclass
+class _Slot:
+    value: object = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def in_parallel(
+    work: Callable[[AdminTarget], T], targets: Sequence[AdminTarget], deadline: float
+) -> list[tuple[AdminTarget, T | None, BaseException | None]]:
+    """Run ``work`` on every target at once; each result or error, or a timeout after ``deadline`` s."""
+    slots = []
+    for target in targets:
+        slot = _Slot()
+
+        def run(target: AdminTarget = target, slot: _Slot = slot) -> None:
+            try:
+                slot.value = work(target)
+            except BaseException as exc:  # reported per target, never raised across threads
+                slot.error = exc
+            finally:
+                slot.done.set()
+
+        threading.Thread(target=run, name=f"runbook-{target.label}", daemon=True).start()
+        slots.append(slot)
+    end = time.monotonic() + deadline
+    out: list[tuple[AdminTarget, T | None, BaseException | None]] = []
+    for target, slot in zip(targets, slots, strict=True):
+        if not slot.done.wait(max(0.0, end - time.monotonic())):
+            error = TargetError(target.label, "the admin command", f"no answer in {deadline:g} s", "frozen?")
+            out.append((target, None, error))
+        else:
+            out.append((target, slot.value, slot.error))  # type: ignore[arg-type]
+    return out
+
+
+class PauseSession(AdminConsole):
+    """An admin session that can be dropped while a command on it is still pending."""
+
+    def drop(self) -> None:
+        """Shut the socket down under the pending command: PgBouncer sees the client go.
+
+        Closing the connection from this thread while another thread waits in it would race with
+        libpq; a socket shutdown only wakes that thread with an error, and it then closes.
+        """
+        fd = self._conn.pgconn.socket
+        with socket.socket(fileno=fd) as sock:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.detach()  # the fd stays libpq's to close
+
+
+def timed(target: AdminTarget, commands: Sequence[str], timeout: float, why: str) -> str:
+    """Run ``commands`` on their own session, all within ``timeout``; on timeout drop that session.
+
+    ``why`` is what a timeout most likely means, for the message.
+    """
+    start = time.monotonic()
+    session = PauseSession(target, timeout)
+    slot = _Slot()
+
+    def run() -> None:
+        try:
+            for command in commands:
+                session.command(command)
+        except BaseException as exc:  # handed to the caller
+            slot.error = exc
+        finally:
+            slot.done.set()
+
+    threading.Thread(target=run, name=f"admin-{target.label}", daemon=True).start()
+    if not slot.done.wait(max(0.0, timeout - (time.monotonic() - start))):
+        session.drop()  # first: a RESUME while a PAUSE is pending could leave it hung
+        slot.done.wait(1.0)
+        session.close()
+        raise TargetError(
+            target.label,
+            "; ".join(commands),
+            f"timed out after {timeout:g} s",
+            f"{why}; the session was dropped",
+        )
+    session.close()
+    if slot.error is not None:
+        raise slot.error
+    return f"{'; '.join(commands)} in {time.monotonic() - start:.2f} s"
+
+
+def pause(target: AdminTarget, databases: Sequence[str], timeout: float) -> str:
+    """PAUSE each database on its own session within ``timeout``; drop the session on timeout."""
+    return timed(target, [f"PAUSE {db}" for db in databases], timeout, "open transactions held the PAUSE")
+
+
+def resume(target: AdminTarget, databases: Sequence[str], timeout: float) -> str:
+    """RESUME each database on a new session; one that is not paused is fine."""
+    done, already = [], []
+    with AdminConsole(target, timeout) as console:
+        for db in databases:
+            try:
+                console.command(f"RESUME {db}")
+                done.append(db)
+            except TargetError as exc:
+                if "not paused" not in exc.cause:
+                    raise
+                already.append(db)
+    parts = [
+        f"resumed {', '.join(done)}" if done else "",
+        f"not paused: {', '.join(already)}" if already else "",
+    ]
+    return "; ".join(p for p in parts if p)
