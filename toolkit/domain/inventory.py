@@ -1,7 +1,7 @@
 """Build a :class:`Topology` from inventory data: group membership and per-host variables.
 
 Both callers pass plain values: the CLI the output of ``ansible-inventory --list``, Ansible the
-variables its ``toolkit_plan`` role extracts (only the names in :data:`INVENTORY_KEYS`). Every
+variables its ``toolkit`` role extracts (only the names in :data:`INVENTORY_KEYS`). Every
 problem raises :class:`InventoryError` naming the variable, the host and what is wrong.
 """
 
