@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,10 @@ def ansible_playbook(*args: str, timeout: float = 600) -> subprocess.CompletedPr
         text=True,
         timeout=timeout,
         env={
+            **os.environ,
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
-            "PATH": f"{BIN}:/usr/bin:/bin",
+            "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
         },
         check=False,
     )
