@@ -6,7 +6,8 @@ its password from ``TOOLKIT_PGBOUNCER_ADMIN_PASSWORD`` or the secrets file ``pgb
 PAUSE is the dangerous one (pgbouncer issue 715): a RESUME sent while a PAUSE is still pending can leave
 that PAUSE hung, and a PAUSE stays in force when its admin session drops. So every PAUSE runs on its own
 admin session in a thread; on timeout that session is dropped first, and only then is RESUME sent, on a
-new session. PgBouncer 1.18's SHOW DATABASES ``paused`` column shows only per-database pauses (a bare
+new session, and a PAUSE counts as done only when SHOW POOLS shows its servers released (see
+:func:`pause`). PgBouncer 1.18's SHOW DATABASES ``paused`` column shows only per-database pauses (a bare
 PAUSE leaves it 0), so the runbooks pause and resume database by database, which SHOW DATABASES verifies.
 """
 
@@ -158,8 +159,44 @@ def timed(target: AdminTarget, commands: Sequence[str], timeout: float, why: str
 
 
 def pause(target: AdminTarget, databases: Sequence[str], timeout: float) -> str:
-    """PAUSE each database on its own session within ``timeout``; drop the session on timeout."""
-    return timed(target, [f"PAUSE {db}" for db in databases], timeout, "open transactions held the PAUSE")
+    """PAUSE each database on its own session within ``timeout``; drop the session on timeout.
+
+    PgBouncer 1.18 can answer a pending PAUSE early: once a WAIT_CLOSE has been used, the end of the
+    wait answers every admin session waiting for a reply (measured: the PAUSE got "WAIT_CLOSE" while a
+    server connection was still in a transaction). So the reply is not trusted: the PAUSE is done only
+    when SHOW POOLS shows no server connection of those databases still in use.
+    """
+    start = time.monotonic()
+    commands = [f"PAUSE {db}" for db in databases]
+    timed(target, commands, timeout, "open transactions held the PAUSE")
+    busy = _busy_servers(target, databases, max(0.0, timeout - (time.monotonic() - start)))
+    if busy:
+        raise TargetError(
+            target.label,
+            "; ".join(commands),
+            f"timed out after {timeout:g} s",
+            f"{busy} server connection(s) still in a transaction (PAUSE was answered early)",
+        )
+    return f"paused {', '.join(databases)} in {time.monotonic() - start:.2f} s"
+
+
+def _busy_servers(target: AdminTarget, databases: Sequence[str], within: float) -> int:
+    """Server connections of ``databases`` still in use, polled until none or ``within`` s passed."""
+    end = time.monotonic() + within
+    with AdminConsole(target, max(within, 1.0)) as console:
+        while True:
+            busy = sum(
+                _int(r.get("sv_active")) + _int(r.get("sv_tested"))
+                for r in console.rows("SHOW POOLS")
+                if r.get("database") in databases
+            )
+            if busy == 0 or time.monotonic() >= end:
+                return busy
+            time.sleep(0.1)
+
+
+def _int(value: object) -> int:
+    return int(str(value)) if value not in (None, "") else 0
 
 
 def resume(target: AdminTarget, databases: Sequence[str], timeout: float) -> str:
