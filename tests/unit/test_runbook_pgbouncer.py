@@ -187,3 +187,9 @@ def test_resized_topology_pins_only_the_named_hosts() -> None:
     topo = s.topology(pgbouncers=(s.pgbouncer_host("pgb1"), s.pgbouncer_host("pgb2")))
     resized = resized_topology(topo, {"pgb2"}, 7)
     assert [h.overrides.default_pool_size for h in resized.pgbouncers] == [None, 7]
+
+
+def test_parse_ini_skips_includes_and_reports_garbage_as_value_error() -> None:
+    assert parse_ini("[pgbouncer]\npool_mode = session\n%include /etc/x.ini\n") == {"pool_mode": "session"}
+    with pytest.raises(ValueError, match="unreadable PgBouncer config"):
+        parse_ini("[pgbouncer]\nnot a setting line\n")

@@ -35,9 +35,23 @@ def _file_values(target: AdminTarget, config: dict[str, ConfigEntry]) -> dict[st
     if target.host not in _LOOPBACK or conffile is None or not conffile.value:
         return None
     try:
-        return parse_ini(Path(conffile.value).read_text())
+        return parse_ini(_expanded(Path(conffile.value)))
     except (OSError, ValueError):
         return None
+
+
+def _expanded(path: Path, depth: int = 0) -> str:
+    """The file's text with each ``%include FILE`` line replaced by that file's text (as PgBouncer does)."""
+    if depth > 10:
+        raise ValueError(f"{path}: %include nested too deep")
+    out = []
+    for line in path.read_text().splitlines():
+        if line.lstrip().lower().startswith("%include"):
+            included = Path(line.split(None, 1)[1].strip())
+            out.append(_expanded(included if included.is_absolute() else path.parent / included, depth + 1))
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def _pending(target: AdminTarget, config: dict[str, ConfigEntry]) -> list[str]:

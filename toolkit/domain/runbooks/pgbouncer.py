@@ -178,11 +178,17 @@ def config_diff(
 def parse_ini(text: str) -> dict[str, str]:
     """The ``[pgbouncer]`` section of a pgbouncer.ini (values as written, keys lower-case).
 
-    >>> parse_ini("[databases]\\napp = host=x\\n[pgbouncer]\\nlisten_port = 6432\\n")
+    ``%include`` lines must already be expanded (the caller reads files); any left are skipped.
+
+    >>> parse_ini("[databases]\\napp = host=x\\n[pgbouncer]\\nlisten_port = 6432\\n%include x.ini\\n")
     {'listen_port': '6432'}
     """
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("%")]
     parser = configparser.ConfigParser(interpolation=None, strict=False, comment_prefixes=(";", "#"))
-    parser.read_string(text)
+    try:
+        parser.read_string("\n".join(lines))
+    except configparser.Error as exc:
+        raise ValueError(f"unreadable PgBouncer config: {exc}") from None
     if not parser.has_section("pgbouncer"):
         return {}
     return {k.lower(): v.strip() for k, v in parser.items("pgbouncer")}
