@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,3 +56,17 @@ def lab_plan() -> dict[str, Any]:
     )
     data: dict[str, Any] = json.loads(proc.stdout)
     return data
+
+
+def app_connection(application_name: str = "toolkit-tests") -> psycopg.Connection[Any]:
+    """A connection as the lab's app user through the lab's PgBouncer (127.0.0.1:6432)."""
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=6432,
+        dbname="app",
+        user="app",
+        password=lab_secret("app_password"),
+        connect_timeout=5,
+        application_name=application_name,
+        prepare_threshold=None,
+    )

@@ -22,7 +22,7 @@ import jsonschema
 import psycopg
 import pytest
 
-from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
+from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, app_connection, lab_secret
 
 TIMEOUT = 2.0
 # The documented lab warning (docs/checks.md): Debian 12's PgBouncer 1.18 is below the security floor.
@@ -185,26 +185,13 @@ def test_unresolvable_host(baseline: float, tmp_path: Path) -> None:
     _check_fault("redis", "host name does not resolve", baseline, inventory=inventory)
 
 
-def _connect_app(application_name: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=6432,
-        dbname="app",
-        user="app",
-        password=lab_secret("app_password"),
-        connect_timeout=5,
-        application_name=application_name,
-        prepare_threshold=None,
-    )
-
-
 def test_max_client_conn_reached_admin_still_gets_in(lab_plan: dict[str, Any]) -> None:
     limit = lab_plan["pgbouncer"]["lab"]["settings"]["max_client_conn"]
     held: list[psycopg.Connection[Any]] = []
     try:
         with suppress(psycopg.OperationalError):
             for _ in range(limit + 1):
-                held.append(_connect_app("filler"))
+                held.append(app_connection("filler"))
         assert len(held) <= limit
         code, report, _, _ = doctor()
         assert target(report, "pgbouncer")["ok"]
@@ -223,13 +210,13 @@ def test_saturated_pool_is_reported_and_attributed(lab_plan: dict[str, Any]) -> 
     waiters: list[threading.Thread] = []
     try:
         for _ in range(holders):
-            conn = _connect_app("holder")
+            conn = app_connection("holder")
             conn.execute("BEGIN")
             conn.execute("SELECT 1")  # now idle in transaction, holding a server connection
             held.append(conn)
 
         def wait_for_a_connection() -> None:
-            with suppress(psycopg.Error), _connect_app("waiter") as conn:
+            with suppress(psycopg.Error), app_connection("waiter") as conn:
                 conn.execute("SELECT 1")
 
         for _ in range(3):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 import pytest
 
-from tests.integration.conftest import lab_secret
+from tests.integration.conftest import app_connection, lab_secret
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
 from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS
@@ -43,15 +42,7 @@ def test_stats_user_reads_but_cannot_administer() -> None:
 
 def test_app_logs_in_through_pgbouncer_with_the_servers_scram_verifier() -> None:
     # PgBouncer can log into PostgreSQL with a SCRAM secret only if it is identical to the server's.
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=6432,
-        dbname="app",
-        user="app",
-        password=lab_secret("app_password"),
-        connect_timeout=5,
-        prepare_threshold=None,
-    ) as conn:
+    with app_connection() as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("app",)
         assert conn.execute("SHOW password_encryption").fetchone() == ("scram-sha-256",)
 

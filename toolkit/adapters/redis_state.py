@@ -38,16 +38,7 @@ class RedisTarget:
 
 def read_state(target: RedisTarget, timeout: float) -> RedisState:
     """Read INFO, CONFIG GET and a TTL sample; raise TargetError naming the cause on failure."""
-    client = redis.Redis(
-        host=target.address,
-        port=target.port,
-        username=target.user,
-        password=target.password,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        decode_responses=True,
-        retry=_NO_RETRY,
-    )
+    client = _ops_client(target, timeout)
     during = "connecting"
     try:
         client.ping()
