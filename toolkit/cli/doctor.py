@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from toolkit import gather
 from toolkit.adapters import inventory
 from toolkit.adapters.secrets import Secrets
 from toolkit.cli import render_findings as render
@@ -56,6 +55,10 @@ def doctor_command(
     ] = None,
 ) -> None:
     """Report every way the live system departs from a healthy one; exit 0/1/2/3."""
+    # Imported here, not at the top: psycopg and redis-py take most of a second to import, and
+    # `toolkit --help` and `toolkit plan` should not pay for them.
+    from toolkit import gather  # noqa: PLC0415
+
     if timeout <= 0:
         raise typer.BadParameter("must be above 0", param_hint="--timeout")
     if only and not known_prefix(only):

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from toolkit import gather
 from toolkit.adapters import inventory
 from toolkit.adapters.secrets import Secrets
 from toolkit.domain.inventory import topology_from_inventory
@@ -67,6 +66,8 @@ def watch_command(
     ] = 0,
 ) -> None:
     """Show every pool (clients active/waiting, servers active/idle, max wait) live."""
+    from toolkit import gather  # noqa: PLC0415 - psycopg and redis-py load only when watching
+
     if interval <= 0 or timeout <= 0 or count < 0:
         raise typer.BadParameter("--interval and --timeout must be above 0, --count at least 0")
     data = inventory.load(inventory_path)
