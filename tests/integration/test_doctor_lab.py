@@ -22,7 +22,7 @@ import jsonschema
 import psycopg
 import pytest
 
-from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, app_connection, lab_secret
+from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, TIMINGS, app_connection, lab_secret
 
 TIMEOUT = 2.0
 # The documented lab warning (docs/checks.md): Debian 12's PgBouncer 1.18 is below the security floor.
@@ -139,6 +139,10 @@ def _check_fault(
 ) -> None:
     code, report, err, elapsed = doctor(env=env, inventory=inventory)
     t = target(report, kind)
+    TIMINGS.append(
+        f"{kind:9} {t['cause']:28} exit {code}  doctor {elapsed:5.2f} s  (target {t['elapsed_s']:.2f} s, "
+        f"offline baseline {baseline:.2f} s, timeout {TIMEOUT:g} s)"
+    )
     assert not t["ok"]
     assert t["cause"].startswith(cause), t
     assert f"{kind}.unreachable" in ids(report)
