@@ -158,8 +158,13 @@ def timed(target: AdminTarget, commands: Sequence[str], timeout: float, why: str
     return f"{'; '.join(commands)} in {time.monotonic() - start:.2f} s"
 
 
-def pause(target: AdminTarget, databases: Sequence[str], timeout: float) -> str:
-    """PAUSE each database on its own session within ``timeout``; drop the session on timeout.
+def pause(target: AdminTarget, databases: Sequence[str], timeout: float, whole: bool = False) -> str:
+    """PAUSE each database (and, if ``whole``, the pooler) on its own session within ``timeout``.
+
+    On timeout the session is dropped. ``whole`` adds a bare PAUSE after the per-database ones: the
+    per-database PAUSE makes SHOW DATABASES show it, the bare one avoids a 1.18 quirk (measured): after
+    a per-database RESUME alone, clients that queued during the pause wait another server_login_retry
+    (15 s) before they get a server; after a bare RESUME they go on at once.
 
     PgBouncer 1.18 can answer a pending PAUSE early: once a WAIT_CLOSE has been used, the end of the
     wait answers every admin session waiting for a reply (measured: the PAUSE got "WAIT_CLOSE" while a
@@ -167,7 +172,7 @@ def pause(target: AdminTarget, databases: Sequence[str], timeout: float) -> str:
     when SHOW POOLS shows no server connection of those databases still in use.
     """
     start = time.monotonic()
-    commands = [f"PAUSE {db}" for db in databases]
+    commands = [f"PAUSE {db}" for db in databases] + (["PAUSE"] if whole else [])
     timed(target, commands, timeout, "open transactions held the PAUSE")
     busy = _busy_servers(target, databases, max(0.0, timeout - (time.monotonic() - start)))
     if busy:
@@ -199,18 +204,20 @@ def _int(value: object) -> int:
     return int(str(value)) if value not in (None, "") else 0
 
 
-def resume(target: AdminTarget, databases: Sequence[str], timeout: float) -> str:
-    """RESUME each database on a new session; one that is not paused is fine."""
+def resume(target: AdminTarget, databases: Sequence[str], timeout: float, whole: bool = False) -> str:
+    """RESUME (if ``whole``, the pooler first) and each database on a new session; not paused is fine."""
     done, already = [], []
     with AdminConsole(target, timeout) as console:
-        for db in databases:
+        for name, command in ([("pooler", "RESUME")] if whole else []) + [
+            (db, f"RESUME {db}") for db in databases
+        ]:
             try:
-                console.command(f"RESUME {db}")
-                done.append(db)
+                console.command(command)
+                done.append(name)
             except TargetError as exc:
                 if "not paused" not in exc.cause:
                     raise
-                already.append(db)
+                already.append(name)
     parts = [
         f"resumed {', '.join(done)}" if done else "",
         f"not paused: {', '.join(already)}" if already else "",

@@ -54,11 +54,17 @@ def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
     """PAUSE all targets at once; on any failure drop the pending PAUSEs and RESUME everything."""
     targets = [pgb.by_label(ctx, label) for label in pgb.labels(action.target)]
     databases = _databases(ctx, opts)
-    results = pgb.in_parallel(lambda t: pgb.pause(t, databases, ctx.timeout), targets, 2 * ctx.timeout + 2)
+    whole = opts.database is None
+    results = pgb.in_parallel(
+        lambda t: pgb.pause(t, databases, ctx.timeout, whole), targets, 2 * ctx.timeout + 2
+    )
     failed = [(t, e) for t, _, e in results if e is not None]
     if not failed:
         return "; ".join(f"{t.label}: {r}" for t, r, _ in results)
-    resumed = pgb.in_parallel(lambda t: pgb.resume(t, databases, ctx.timeout), targets, 2 * ctx.timeout + 2)
+    # A bare RESUME too, always: it also ends a bare PAUSE left pending by the dropped session.
+    resumed = pgb.in_parallel(
+        lambda t: pgb.resume(t, databases, ctx.timeout, whole=True), targets, 2 * ctx.timeout + 2
+    )
     for t, result, error in resumed:
         undo = Action(
             t.label, "RESUME", {"database": ", ".join(databases)}, "a PAUSE failed: resume every pool"

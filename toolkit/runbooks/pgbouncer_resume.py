@@ -1,7 +1,9 @@
 """Runbook pgbouncer-resume: RESUME every paused database on every PgBouncer, in parallel.
 
-Plans from SHOW DATABASES (the ``paused`` column); a database that is not paused is left alone. Also
-the way out after pgbouncer-kill-database, which leaves the database paused.
+Plans from SHOW DATABASES (the ``paused`` column); a database that is not paused is left alone. Without
+--database a bare RESUME goes first (it ends pgbouncer-pause's bare PAUSE and wakes the queued clients at
+once). Also the way out after pgbouncer-kill-database, which leaves the database paused. A bare PAUSE
+typed by hand does not show in PgBouncer 1.18's SHOW DATABASES: end it by hand with RESUME.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
 
     def one(t: AdminTarget) -> str:
         dbs = [n for n, f in flags[t.label].items() if f.paused and opts.database in (None, n)]
-        return pgb.resume(t, dbs, ctx.timeout)
+        return pgb.resume(t, dbs, ctx.timeout, whole=opts.database is None)
 
     results = pgb.in_parallel(one, targets, 2 * ctx.timeout + 2)
     failed = [(t, e) for t, _, e in results if e is not None]

@@ -123,6 +123,11 @@ def plan_pause(
         "timeout or any failure the pending PAUSE session is dropped and every PgBouncer is resumed",
         "clients queue (they are not refused) until pgbouncer-resume",
     ]
+    if database is not None:
+        notes.append(
+            "PgBouncer 1.18: after a per-database RESUME, clients that queued during the pause wait up to "
+            "server_login_retry more (15 s by default); without --database they go on at once"
+        )
     if open_transactions:
         notes.append(f"{len(open_transactions)} younger transaction(s) open: PAUSE waits for them to finish")
     action = Action(
