@@ -1,0 +1,176 @@
+"""Helpers for the runbook integration tests (a helper module, not a test file).
+
+`run()` calls the real `toolkit runbook run` against the lab with JSON output and an audit log in the
+test's tmp_path, and times it (set TOOLKIT_RUNBOOK_TIMES=FILE to collect the wall times as JSON lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
+from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
+
+PGB_PORT = 6432
+PG_PORT = 5432
+
+
+@dataclass
+class Result:
+    """One run of the CLI."""
+
+    code: int
+    doc: dict[str, Any] | None
+    stdout: str
+    stderr: str
+    elapsed: float
+
+    def results(self) -> list[dict[str, Any]]:
+        return list((self.doc or {}).get("results", []))
+
+
+def run(name: str, *args: str, audit: Path, yes: bool = False, timeout: float = 120) -> Result:
+    """`toolkit runbook run NAME -i lab ... --format json`, no terminal (so no prompt)."""
+    cmd = [
+        str(BIN / "toolkit"),
+        "runbook",
+        "run",
+        name,
+        "-i",
+        str(LAB_INVENTORY),
+        "--secrets",
+        str(ROOT / ".lab"),
+        "--audit-log",
+        str(audit),
+        "--format",
+        "json",
+        *args,
+    ]
+    if yes:
+        cmd.append("--yes")
+    start = time.monotonic()
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+    )
+    elapsed = time.monotonic() - start
+    assert "Traceback" not in proc.stderr, proc.stderr
+    doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
+    times = os.environ.get("TOOLKIT_RUNBOOK_TIMES")
+    if times:
+        with open(times, "a") as out:
+            line = {
+                "runbook": name,
+                "yes": yes,
+                "args": list(args),
+                "code": proc.returncode,
+                "seconds": elapsed,
+            }
+            out.write(json.dumps(line) + "\n")
+    return Result(proc.returncode, doc, proc.stdout, proc.stderr, elapsed)
+
+
+def audit_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of the audit log (none if it was never written)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def assert_one_line_error(result: Result, code: int, fragment: str) -> None:
+    """A refused run: one line on stderr, the exit code, the message, no output."""
+    assert result.code == code, (result.code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("toolkit: "), lines[0]
+    assert fragment in lines[0], lines[0]
+
+
+def no_secret(*texts: str) -> None:
+    """No lab password appears in any of ``texts``."""
+    for name in sorted(p.name for p in (ROOT / ".lab").iterdir() if p.name.endswith("password")):
+        secret = lab_secret(name)
+        assert all(secret not in t for t in texts), name
+
+
+# --- connections --------------------------------------------------------------------------------
+
+
+def admin() -> AdminConsole:
+    """The lab PgBouncer's admin console."""
+    target = AdminTarget("127.0.0.1", PGB_PORT, "pgbouncer_admin", lab_secret("pgbouncer_admin_password"))
+    return AdminConsole(target, 5.0)
+
+
+def show(command: str) -> list[dict[str, Any]]:
+    """Rows of one admin-console command."""
+    with admin() as console:
+        return console.rows(command)
+
+
+def db_flags(database: str = "app") -> tuple[int, int]:
+    """(paused, disabled) from SHOW DATABASES."""
+    row = next(r for r in show("SHOW DATABASES") if r["name"] == database)
+    return int(row["paused"]), int(row["disabled"])
+
+
+def config() -> dict[str, str]:
+    """SHOW CONFIG as key -> value."""
+    return {str(r["key"]): str(r["value"]) for r in show("SHOW CONFIG")}
+
+
+def app(*, autocommit: bool = False, port: int = PGB_PORT, dbname: str = "app") -> psycopg.Connection[Any]:
+    """The app's connection through PgBouncer (or straight to PostgreSQL with port=5432)."""
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=port,
+        user="app",
+        password=lab_secret("app_password"),
+        dbname=dbname,
+        autocommit=autocommit,
+        connect_timeout=5,
+        prepare_threshold=None,
+        application_name="runbook-test",
+    )
+
+
+def backend_pids() -> set[int]:
+    """Every backend pid PostgreSQL has now (read straight from PostgreSQL as the app role)."""
+    with app(autocommit=True, port=PG_PORT) as conn:
+        return {int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity")}
+
+
+def state_of(pid: int) -> str | None:
+    """pg_stat_activity.state of one backend, or None when it is gone."""
+    with app(autocommit=True, port=PG_PORT) as conn:
+        row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+        return None if row is None else str(row[0])
+
+
+@contextmanager
+def lab_restored() -> Iterator[None]:
+    """Whatever a test does, leave the lab PgBouncer resumed, enabled and at its file's settings."""
+    try:
+        yield
+    finally:
+        with admin() as console:
+            for row in console.rows("SHOW DATABASES"):
+                name = str(row["name"])
+                if name == "pgbouncer":
+                    continue
+                if int(row["paused"]):
+                    with suppress(Exception):
+                        console.command(f"RESUME {name}")
+                if int(row["disabled"]):
+                    with suppress(Exception):
+                        console.command(f"ENABLE {name}")
+            console.command("RELOAD")

@@ -1,0 +1,74 @@
+"""cache-flush-namespace on the lab: keys in two namespaces written as the app's Redis user; only the
+named namespace goes; a glob prefix is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.integration import runbooks_lab as lab
+from tests.integration.conftest import lab_secret
+
+pytestmark = pytest.mark.integration
+FLUSHED, KEPT = "lab:rbtest-old:", "lab:rbtest-keep:"
+
+
+@pytest.fixture
+def cache() -> Iterator[redis.Redis]:
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=6379,
+        username="app",
+        password=lab_secret("redis_app_password"),
+        decode_responses=True,
+    )
+    pipe = client.pipeline(transaction=False)
+    for i in range(1200):  # more than one SCAN page and more than one UNLINK batch
+        pipe.set(f"{FLUSHED}{i}", "x", ex=600)
+    for i in range(40):
+        pipe.set(f"{KEPT}{i}", "y", ex=600)
+    pipe.execute()
+    try:
+        yield client
+    finally:
+        for prefix in (FLUSHED, KEPT):
+            keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+            if keys:
+                client.unlink(*keys)
+        client.close()
+
+
+def _count(client: redis.Redis, prefix: str) -> int:
+    return sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=500))
+
+
+def test_flush_namespace_removes_only_that_namespace(cache: redis.Redis, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    dry = lab.run("cache-flush-namespace", "--prefix", FLUSHED, audit=audit)
+    assert dry.code == 0, dry.stderr
+    (action,) = dry.doc["plan"]["actions"]
+    assert action["parameters"]["keys"] == 1200
+    assert (_count(cache, FLUSHED), _count(cache, KEPT)) == (1200, 40)
+    assert lab.audit_records(audit) == []
+
+    done = lab.run("cache-flush-namespace", "--prefix", FLUSHED, audit=audit, yes=True)
+    assert done.code == 0, done.stdout + done.stderr
+    assert done.doc["verified"] is True
+    assert (_count(cache, FLUSHED), _count(cache, KEPT)) == (0, 40)
+    (record,) = lab.audit_records(audit)
+    assert (record["runbook"], record["action"]) == ("cache-flush-namespace", "unlink_prefix")
+    assert record["parameters"]["prefix"] == FLUSHED
+    assert record["result"] == "unlinked 1200 key(s)"
+    lab.no_secret(dry.stdout, done.stdout, audit.read_text())
+
+
+@pytest.mark.parametrize("prefix", ["*", "", "lab:*"])
+def test_glob_and_empty_prefixes_are_refused(cache: redis.Redis, tmp_path: Path, prefix: str) -> None:
+    audit = tmp_path / "audit.jsonl"
+    result = lab.run("cache-flush-namespace", "--prefix", prefix, audit=audit, yes=True)
+    lab.assert_one_line_error(result, 64, "would match every key")
+    assert (_count(cache, FLUSHED), _count(cache, KEPT)) == (1200, 40)
+    assert lab.audit_records(audit) == []
