@@ -5,6 +5,7 @@ lab PgBouncer resumed, enabled and at its file's settings."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.integration import runbooks_lab as lab
+from tests.integration.conftest import BIN, LAB_INVENTORY
 
 pytestmark = pytest.mark.integration
 IGNORED = {"default_pool_size"}  # the one setting these tests change on purpose
@@ -286,3 +288,29 @@ def test_bad_input_changes_nothing(tmp_path: Path, name: str, args: tuple[str, .
     lab.assert_one_line_error(result, 64, fragment)
     assert (lab.config(), lab.db_flags()) == before
     assert lab.audit_records(audit) == []
+
+
+def _on_a_terminal(typed: str, *args: str) -> str:
+    """Run the CLI with a terminal as stdin (through script(1)) and type ``typed`` at the prompt."""
+    command = " ".join([str(BIN / "toolkit"), "runbook", "run", "-i", str(LAB_INVENTORY), *args])
+    proc = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        input=typed + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return proc.stdout
+
+
+def test_the_confirmation_must_type_the_database_name(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    args = ("pgbouncer-disable", "--database", "app", "--audit-log", str(audit))
+    out = _on_a_terminal("yes", *args)
+    assert "type the database name (app)" in out and "nothing changed" in out
+    assert lab.db_flags() == (0, 0) and lab.audit_records(audit) == []
+
+    out = _on_a_terminal("app", *args)
+    assert lab.db_flags() == (0, 1), out
+    assert [r["action"] for r in lab.audit_records(audit)] == ["DISABLE"]
