@@ -6,7 +6,7 @@ import enum
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,9 +19,9 @@ from toolkit.cli.status import ExitStatus
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.runbooks.base import RunbookError, RunbookPlan, parse_duration
 from toolkit.domain.targets import endpoints
-from toolkit.runbooks import find, infos
-from toolkit.runbooks.base import RunContext, RunOptions
-from toolkit.runbooks.execute import Outcome, act_and_verify
+
+if TYPE_CHECKING:
+    from toolkit.runbooks.execute import Outcome
 
 app = typer.Typer(
     help="Guarded remediation steps: dry run first, --yes to act, audited, verified.", no_args_is_help=True
@@ -39,6 +39,8 @@ class RunFormat(enum.StrEnum):
 @app.command("list")
 def list_command() -> None:
     """List every runbook and the findings it fixes."""
+    from toolkit.runbooks import infos  # noqa: PLC0415 - the runbooks pull in the database drivers
+
     table = Table(title="runbooks", title_justify="left")
     for col in ("name", "what it does", "fixes"):
         table.add_column(col)
@@ -51,6 +53,8 @@ def list_command() -> None:
 @app.command("show")
 def show_command(name: Annotated[str, typer.Argument(help="Runbook name.")]) -> None:
     """Show a runbook's page: symptom, finding, command, verification, long-term fix."""
+    from toolkit.runbooks import infos  # noqa: PLC0415 - the runbooks pull in the database drivers
+
     known = {i.name: i for i in infos()}
     if name not in known:
         raise RunbookError(f"unknown runbook {name!r}; known: {', '.join(sorted(known))}")
@@ -131,6 +135,11 @@ def run_command(
     out_file: Annotated[str | None, typer.Option("-o", "--output", help="File to write (snapshot).")] = None,
 ) -> None:
     """Plan a runbook, show the plan, and act only with --yes (or a confirmation on a terminal)."""
+    # Imported here: the runbooks pull in psycopg and redis-py, which `toolkit --help` should not load.
+    from toolkit.runbooks import find  # noqa: PLC0415
+    from toolkit.runbooks.base import RunContext, RunOptions  # noqa: PLC0415
+    from toolkit.runbooks.execute import act_and_verify  # noqa: PLC0415
+
     if timeout <= 0 or rate <= 0:
         raise RunbookError("--timeout and --rate must be above 0")
     if size is not None and size < 1:

@@ -15,7 +15,7 @@ from toolkit.runbooks.base import RunContext, RunOptions
 INFO = RunbookInfo(
     "cache-flush-namespace",
     "Delete one cache namespace (SCAN + UNLINK in batches), or retire it by bumping VERSION",
-    fixes=("redis.keys_without_ttl", "redis.evictions", "cache.nodes_disagree"),
+    fixes=("redis.keys_without_ttl", "redis.evictions"),
     params=("--prefix", "--key-prefix", "--version", "--bump-version"),
 )
 
