@@ -1,0 +1,194 @@
+"""Calibration: measure the hold factor and the connections in use from two SHOW STATS samples.
+
+PgBouncer's SHOW STATS keeps running totals per database since it started: transactions
+(``total_xact_count``), queries (``total_query_count``), and the microseconds a server connection
+spent in transactions (``total_xact_time``) and in queries (``total_query_time``). Two samples taken
+``window`` seconds apart give, per pool (database):
+
+- transaction rate ``= Δxact_count / window``
+- average transaction time ``= Δxact_time / Δxact_count``
+- average query time ``= Δquery_time / Δquery_count``
+- queries per transaction ``= Δquery_count / Δxact_count``
+- hold factor ``= transaction time / time spent executing queries, per transaction``
+  ``= avg xact time / (avg query time × queries per transaction) = Δxact_time / Δquery_time``.
+  Not ``avg_xact_time / avg_query_time``: that is the hold factor times the queries per transaction.
+- connections in use (Little's law) ``= rate × avg xact time = Δxact_time / window``.
+
+The hold factor of the whole database, used by the sizing (``database_hold_factor``), weighs every
+pool by its traffic: ``ΣΔxact_time / ΣΔquery_time``. Autocommit statements count as transactions of one
+query, so they pull the factor towards 1.
+
+>>> before = [{"database": "app", "total_xact_count": 1000, "total_query_count": 5000,
+...            "total_xact_time": 4_000_000, "total_query_time": 1_000_000}]
+>>> after = [{"database": "app", "total_xact_count": 1300, "total_query_count": 6500,
+...           "total_xact_time": 5_200_000, "total_query_time": 1_300_000}]
+>>> (m,) = measure("pgb", before, after, 3.0)
+>>> m.xact_rate, m.avg_xact_ms, m.avg_query_ms, m.queries_per_xact
+(100.0, 4.0, 0.2, 5.0)
+>>> m.hold_factor, m.in_use
+(4.0, 0.4)
+>>> database_hold_factor([m])
+4.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# PgBouncer's own admin pseudo-database: its "transactions" are console commands, not load.
+ADMIN_DATABASE = "pgbouncer"
+# A measured factor below 1 is noise (a transaction cannot hold a connection for less time than its
+# queries run); the sizing is never given less than this.
+MIN_HOLD_FACTOR = 1.0
+
+
+@dataclass(frozen=True)
+class StatSample:
+    """The counters of one SHOW STATS row (times in microseconds)."""
+
+    database: str
+    xact_count: int
+    query_count: int
+    xact_time_us: int
+    query_time_us: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StatSample:
+        """Read a SHOW STATS row by column name (1.18 names; absent columns count as 0)."""
+
+        def num(key: str) -> int:
+            value = row.get(key)
+            return int(value) if value not in (None, "") else 0
+
+        return cls(
+            str(row.get("database", "")),
+            num("total_xact_count"),
+            num("total_query_count"),
+            num("total_xact_time"),
+            num("total_query_time"),
+        )
+
+
+@dataclass(frozen=True)
+class PoolMeasure:
+    """What one pool (database) did during the window. ``status`` is ok, idle or reset."""
+
+    host: str
+    database: str
+    window_s: float
+    status: str
+    xacts: int = 0
+    queries: int = 0
+    xact_time_us: int = 0
+    query_time_us: int = 0
+
+    @property
+    def xact_rate(self) -> float:
+        """Transactions per second."""
+        return self.xacts / self.window_s if self.window_s > 0 else 0.0
+
+    @property
+    def avg_xact_ms(self) -> float | None:
+        """Average transaction time in milliseconds, or None without transactions."""
+        return self.xact_time_us / self.xacts / 1000 if self.xacts else None
+
+    @property
+    def avg_query_ms(self) -> float | None:
+        """Average query time in milliseconds, or None without queries."""
+        return self.query_time_us / self.queries / 1000 if self.queries else None
+
+    @property
+    def queries_per_xact(self) -> float | None:
+        """Queries per transaction, or None without transactions."""
+        return self.queries / self.xacts if self.xacts else None
+
+    @property
+    def hold_factor(self) -> float | None:
+        """Transaction time / query time, per transaction; None without measured query time."""
+        if not self.xacts or self.query_time_us <= 0:
+            return None
+        return self.xact_time_us / self.query_time_us
+
+    @property
+    def in_use(self) -> float:
+        """Server connections busy in transactions on average (Little's law: rate x xact time)."""
+        return self.xact_time_us / (1e6 * self.window_s) if self.window_s > 0 else 0.0
+
+    @property
+    def note(self) -> str:
+        """Why a pool has no figures."""
+        if self.status == "idle":
+            return "no transactions in the window"
+        if self.status == "reset":
+            return "counters went backwards (PgBouncer restarted?): measure again"
+        return ""
+
+
+def measure(
+    host: str,
+    before: Iterable[Mapping[str, Any]],
+    after: Iterable[Mapping[str, Any]],
+    window_s: float,
+) -> tuple[PoolMeasure, ...]:
+    """Per pool of ``host``, what happened between two SHOW STATS samples ``window_s`` apart.
+
+    A pool that appears only in the second sample is measured from zero. Counters that went down
+    (PgBouncer restarted between the samples) give a ``reset`` pool, never negative figures.
+
+    >>> row = {"database": "app", "total_xact_count": 5, "total_query_count": 5,
+    ...        "total_xact_time": 10, "total_query_time": 10}
+    >>> measure("pgb", [row], [row], 2.0)[0].note
+    'no transactions in the window'
+    >>> measure("pgb", [row], [{**row, "total_xact_count": 1}], 2.0)[0].status
+    'reset'
+    """
+    if window_s <= 0:
+        raise ValueError("the window must be above 0 seconds")
+    first = {s.database: s for s in map(StatSample.from_row, before)}
+    out: list[PoolMeasure] = []
+    for b in map(StatSample.from_row, after):
+        if b.database == ADMIN_DATABASE:
+            continue
+        a = first.get(b.database, StatSample(b.database, 0, 0, 0, 0))
+        deltas = (
+            b.xact_count - a.xact_count,
+            b.query_count - a.query_count,
+            b.xact_time_us - a.xact_time_us,
+            b.query_time_us - a.query_time_us,
+        )
+        if min(deltas) < 0:
+            out.append(PoolMeasure(host, b.database, window_s, "reset"))
+        elif deltas[0] == 0:
+            out.append(PoolMeasure(host, b.database, window_s, "idle"))
+        else:
+            out.append(PoolMeasure(host, b.database, window_s, "ok", *deltas))
+    return tuple(sorted(out, key=lambda m: m.database))
+
+
+def database_hold_factor(measures: Sequence[PoolMeasure]) -> float | None:
+    """The hold factor of all measured pools together, weighted by their time; None if none ran.
+
+    >>> a = PoolMeasure("h", "a", 1.0, "ok", 10, 10, 3_000, 1_000)
+    >>> b = PoolMeasure("h", "b", 1.0, "ok", 10, 10, 1_000, 1_000)
+    >>> database_hold_factor([a, b])
+    2.0
+    >>> database_hold_factor([PoolMeasure("h", "c", 1.0, "idle")]) is None
+    True
+    """
+    ok = [m for m in measures if m.status == "ok"]
+    query = sum(m.query_time_us for m in ok)
+    if not ok or query <= 0:
+        return None
+    return sum(m.xact_time_us for m in ok) / query
+
+
+def inventory_hold_factor(measured: float) -> float:
+    """The ``database_hold_factor`` to write in the inventory: rounded up to 0.1, at least 1.
+
+    >>> inventory_hold_factor(3.04), inventory_hold_factor(0.97), inventory_hold_factor(2.0)
+    (3.1, 1.0, 2.0)
+    """
+    return max(MIN_HOLD_FACTOR, math.ceil(round(measured * 10, 6)) / 10)
