@@ -11,11 +11,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS := postgresql_lab pgbouncer redis
 
-.PHONY: help venv lab lab-deploy lint unit cli integration molecule test clean
+.PHONY: help venv lab lab-deploy lint unit cli integration molecule test bench clean
 
 help:
 	@echo "make lab    deploy PostgreSQL, PgBouncer and Redis on loopback, then show the plan"
 	@echo "make test   lint, unit, CLI and integration tests against the lab, Molecule scenarios"
+	@echo "make bench  benchmarks (not part of make test): CLI start-up time against importing typer"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
@@ -57,6 +58,10 @@ test: venv
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory lint unit cli lab-deploy integration molecule; \
 	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
+
+# Measurements, not tests: `make test` never runs them.
+bench: venv
+	$(BIN)/python bench/cli_startup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
