@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli import calibrate, doctor, plan, runbook, watch
+from toolkit.cli import audit, calibrate, doctor, plan, runbook, watch
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.errors import InventoryError, SizingError, ToolkitError
 from toolkit.domain.runbooks.base import RunbookError
@@ -24,6 +24,7 @@ app.command(name="doctor")(doctor.doctor_command)
 app.command(name="watch")(watch.watch_command)
 app.command(name="calibrate")(calibrate.calibrate_command)
 app.add_typer(runbook.app, name="runbook")
+app.add_typer(audit.app, name="audit")
 
 
 @app.callback()
