@@ -60,5 +60,5 @@ def async_command(
         doc = {"schema": AUDIT_SCHEMA, "status": status.label, "findings": [f.to_dict() for f in findings]}
         typer.echo(json.dumps(doc, indent=2, default=str))
     else:
-        render.render_table(status, [], findings)
+        render.render_table(status, [], findings, scope="static analysis")
     raise typer.Exit(int(status))

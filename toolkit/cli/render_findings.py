@@ -48,14 +48,19 @@ def render_json(status: Severity, targets: Sequence[TargetStatus], findings: Seq
     return json.dumps(as_dict(status, targets, findings), indent=2, default=str)
 
 
-def verdict(status: Severity, findings: Sequence[Finding], targets: Sequence[TargetStatus]) -> str:
-    """The one-line verdict at the end of the table."""
+def verdict(
+    status: Severity, findings: Sequence[Finding], targets: Sequence[TargetStatus], scope: str = "offline"
+) -> str:
+    """The one-line verdict at the end of the table; ``scope`` names what was read when no target was."""
     counts = {s: sum(1 for f in findings if f.severity is s) for s in Severity}
     down = sum(1 for t in targets if not t.ok)
+    plural = {Severity.WARNING: "warnings"}
     parts = [
-        f"{counts[s]} {s.label}" for s in (Severity.CRITICAL, Severity.UNKNOWN, Severity.WARNING) if counts[s]
+        f"{counts[s]} {plural.get(s, s.label) if counts[s] > 1 else s.label}"
+        for s in (Severity.CRITICAL, Severity.UNKNOWN, Severity.WARNING)
+        if counts[s]
     ]
-    read = f"{len(targets) - down}/{len(targets)} targets read" if targets else "offline"
+    read = f"{len(targets) - down}/{len(targets)} targets read" if targets else scope
     return f"{status.name}: {', '.join(parts) or 'no findings'} ({read})"
 
 
@@ -64,6 +69,7 @@ def render_table(
     targets: Sequence[TargetStatus],
     findings: Sequence[Finding],
     console: Console | None = None,
+    scope: str = "offline",
 ) -> None:
     """Findings grouped by target, severity in colour, then the verdict."""
     out = console or Console()
@@ -95,7 +101,7 @@ def render_table(
             )
         out.print(t)
     colour = _COLOURS[status]
-    out.print(f"[bold {colour}]{verdict(status, findings, targets)}[/bold {colour}]")
+    out.print(f"[bold {colour}]{verdict(status, findings, targets, scope)}[/bold {colour}]")
 
 
 def _label(value: str) -> str:
