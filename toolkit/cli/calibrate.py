@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
@@ -19,6 +20,7 @@ from toolkit.domain.sizing import plan
 from toolkit.domain.targets import endpoints
 
 if TYPE_CHECKING:
+    from toolkit.adapters.pgbouncer import AdminTarget
     from toolkit.domain.plan import Plan
 
 CALIBRATE_SCHEMA = {"name": "toolkit.calibrate", "version": 1}
@@ -60,13 +62,7 @@ def calibrate_command(
     ]
     consoles = [AdminConsole(t, timeout) for t in targets]
     try:
-        first = [(c.rows("SHOW STATS"), time.monotonic()) for c in consoles]
-        time.sleep(window)
-        measures: list[PoolMeasure] = []
-        for console, (before, started) in zip(consoles, first, strict=True):
-            after = console.rows("SHOW STATS")
-            name = console.target.name or console.target.label
-            measures += measure(name, before, after, time.monotonic() - started)
+        measures = sample(consoles, window)
     finally:
         for c in consoles:
             c.close()
@@ -91,6 +87,29 @@ def calibrate_command(
             err=True,
         )
         raise typer.Exit(ExitStatus.UNKNOWN)
+
+
+class _StatsSource(Protocol):
+    target: AdminTarget
+
+    def rows(self, command: str) -> list[dict[str, Any]]: ...
+
+
+def sample(
+    consoles: Sequence[_StatsSource],
+    window: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[PoolMeasure]:
+    """SHOW STATS on every console, ``window`` seconds apart; each host's window is its own elapsed time."""
+    first = [(c.rows("SHOW STATS"), clock()) for c in consoles]
+    sleep(window)
+    measures: list[PoolMeasure] = []
+    for console, (before, started) in zip(consoles, first, strict=True):
+        after = console.rows("SHOW STATS")
+        name = console.target.name or console.target.label
+        measures += measure(name, before, after, clock() - started)
+    return measures
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
