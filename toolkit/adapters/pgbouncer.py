@@ -9,6 +9,7 @@ it and the console answers "extended query protocol not supported by admin conso
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,18 @@ class AdminConsole:
     def close(self) -> None:
         """Close the session (it took a client slot)."""
         self._conn.close()
+
+    def drop(self) -> None:
+        """Shut the socket down under a pending command (a PAUSE): PgBouncer sees the client go.
+
+        Closing the connection from this thread while another thread waits in it would race with
+        libpq; a socket shutdown only wakes that thread with an error, and it then closes.
+        """
+        with socket.socket(fileno=self._conn.pgconn.socket) as sock:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.detach()  # the descriptor stays libpq's to close
 
     def rows(self, command: str) -> list[dict[str, Any]]:
         """Run a SHOW command and return its rows as dicts keyed by column name."""

@@ -12,11 +12,9 @@ from toolkit.adapters.secrets import Secrets
 from toolkit.cli import render_findings as render
 from toolkit.domain.checks import known_prefix, run_checks
 from toolkit.domain.django import DjangoProfile
-from toolkit.domain.errors import SizingError
 from toolkit.domain.findings import worst
 from toolkit.domain.inventory import topology_from_inventory
-from toolkit.domain.plan import Plan
-from toolkit.domain.sizing import plan
+from toolkit.domain.sizing import plan_or_error
 from toolkit.domain.targets import endpoints
 
 
@@ -69,12 +67,7 @@ def doctor_command(
         raise typer.BadParameter("needs --django-pythonpath", param_hint="--django-settings")
     data = inventory.load(inventory_path)
     topology = topology_from_inventory(data.groups, data.hostvars)
-    result: Plan | None = None
-    plan_error = None
-    try:
-        result = plan(topology)
-    except SizingError as exc:
-        plan_error = f"{exc.kind}: {exc}"
+    result, plan_error = plan_or_error(topology)
     profile = _django(django_settings, django_pythonpath, django_python)
     snap = gather.snapshot(
         topology,

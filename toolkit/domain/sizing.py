@@ -89,6 +89,14 @@ def plan(topology: Topology) -> Plan:
     return Plan(budget, plans, redis)
 
 
+def plan_or_error(topology: Topology) -> tuple[Plan | None, str | None]:
+    """The plan, or None and the refusal as ``"kind: message"`` (what doctor's capacity checks read)."""
+    try:
+        return plan(topology), None
+    except SizingError as exc:
+        return None, f"{exc.kind}: {exc}"
+
+
 def active_target(cores: int, spindles: int, hold_factor: float) -> int:
     """Server connections the database runs best with, all pools together.
 

@@ -13,7 +13,6 @@ PAUSE leaves it 0), so the runbooks pause and resume database by database, which
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -106,30 +105,13 @@ def in_parallel(
     return out
 
 
-class PauseSession(AdminConsole):
-    """An admin session that can be dropped while a command on it is still pending."""
-
-    def drop(self) -> None:
-        """Shut the socket down under the pending command: PgBouncer sees the client go.
-
-        Closing the connection from this thread while another thread waits in it would race with
-        libpq; a socket shutdown only wakes that thread with an error, and it then closes.
-        """
-        fd = self._conn.pgconn.socket
-        with socket.socket(fileno=fd) as sock:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            finally:
-                sock.detach()  # the fd stays libpq's to close
-
-
 def timed(target: AdminTarget, commands: Sequence[str], timeout: float, why: str) -> str:
     """Run ``commands`` on their own session, all within ``timeout``; on timeout drop that session.
 
     ``why`` is what a timeout most likely means, for the message.
     """
     start = time.monotonic()
-    session = PauseSession(target, timeout)
+    session = AdminConsole(target, timeout)
     slot = _Slot()
 
     def run() -> None:

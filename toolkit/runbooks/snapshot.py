@@ -20,12 +20,10 @@ from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
 from toolkit.adapters.secrets import ENV
 from toolkit.domain.checks import run_checks
-from toolkit.domain.errors import SizingError
 from toolkit.domain.findings import worst
-from toolkit.domain.plan import Plan
 from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan
 from toolkit.domain.runbooks.snapshot import mask, plan_snapshot
-from toolkit.domain.sizing import plan as size_plan
+from toolkit.domain.sizing import plan_or_error
 from toolkit.runbooks.base import RunContext, RunOptions
 
 INFO = RunbookInfo(
@@ -78,12 +76,7 @@ def _show_all(target: AdminTarget, timeout: float) -> dict[str, Any]:
 def collect(ctx: RunContext) -> dict[str, Any]:
     """Everything the bundle holds, unmasked (masked by :func:`act` before writing)."""
     eps = tuple(e for e in ctx.endpoints if ctx.target in (None, e.name, e.address) or e.kind == "postgres")
-    sizing: Plan | None = None
-    sizing_error = None
-    try:
-        sizing = size_plan(ctx.topology)
-    except SizingError as exc:
-        sizing_error = f"{exc.kind}: {exc}"
+    sizing, sizing_error = plan_or_error(ctx.topology)
     snap = gather.snapshot(ctx.topology, sizing, sizing_error, eps, ctx.secrets, ctx.timeout)
     findings = run_checks(snap)
     stats_password = ctx.secrets.password("pgbouncer") or ""

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from toolkit.domain.checks.base import CheckInfo
+from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS
 from toolkit.domain.snapshot import PgBouncerState, Snapshot
@@ -36,19 +36,12 @@ PREPARED_STATEMENTS = (1, 21, 0)  # max_prepared_statements: prepared statements
 
 def run(snap: Snapshot) -> list[Finding]:
     """Return the pgbouncer.* findings."""
-    out = [
-        Finding(
-            _P + "unreachable",
-            Severity.UNKNOWN,
-            f"pgbouncer@{t.address}",
-            t.error or "unreachable",
-            {"cause": t.cause, "elapsed_s": round(t.elapsed, 2)},
-            "check the service and the network path; toolkit runbook show pgbouncer-unresponsive",
-            "pgbouncer-unresponsive",
-        )
-        for t in snap.targets
-        if t.kind == "pgbouncer" and not t.ok
-    ]
+    out = unreachable(
+        snap,
+        "pgbouncer",
+        "check the service and the network path; toolkit runbook show pgbouncer-unresponsive",
+        "pgbouncer-unresponsive",
+    )
     planned: Mapping[str, Any] = snap.plan.to_dict()["pgbouncer"] if snap.plan else {}
     for state in snap.pgbouncer:
         out += _waiting(state)

@@ -6,7 +6,7 @@ server's remote_pid; that server's link is a client's ptr; the client's address 
 
 from __future__ import annotations
 
-from toolkit.domain.checks.base import CheckInfo
+from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.snapshot import Backend, Snapshot
 
@@ -39,18 +39,7 @@ IDLE_STATES = ("idle in transaction", "idle in transaction (aborted)")
 
 def run(snap: Snapshot) -> list[Finding]:
     """Return the postgres.* findings."""
-    out = [
-        Finding(
-            _P + "unreachable",
-            Severity.UNKNOWN,
-            f"postgres@{t.address}",
-            t.error or "unreachable",
-            {"cause": t.cause, "elapsed_s": round(t.elapsed, 2)},
-            "check the server and the monitoring role",
-        )
-        for t in snap.targets
-        if t.kind == "postgres" and not t.ok
-    ]
+    out = unreachable(snap, "postgres", "check the server and the monitoring role")
     pg = snap.postgres
     if pg is None:
         return out

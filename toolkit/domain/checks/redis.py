@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolkit.domain.checks.base import CheckInfo
+from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.models import RedisProfile
 from toolkit.domain.plan import RedisPlan
@@ -29,18 +29,7 @@ HIT_RATIO_MIN_LOOKUPS = 1000
 
 def run(snap: Snapshot) -> list[Finding]:
     """Return the redis.* findings."""
-    out = [
-        Finding(
-            _P + "unreachable",
-            Severity.UNKNOWN,
-            f"redis@{t.address}",
-            t.error or "unreachable",
-            {"cause": t.cause, "elapsed_s": round(t.elapsed, 2)},
-            "check the service and the ops user",
-        )
-        for t in snap.targets
-        if t.kind == "redis" and not t.ok
-    ]
+    out = unreachable(snap, "redis", "check the service and the ops user")
     profiles = {r.name: r.profile for r in snap.topology.redis}
     planned = {r.host: r for r in snap.plan.redis} if snap.plan else {}
     for state in snap.redis:
