@@ -87,9 +87,62 @@ def test_condition(fid: str, changes: dict[str, Any], topology: Topology, expect
     assert _severity(_run(replace(GOOD, **changes), topology), fid) is expected
 
 
+def _nodes(**per_node: dict[str, Any]) -> dict[str, DjangoProfile]:
+    return {
+        node: DjangoProfile(
+            "shop.settings", "5.2", (), (replace(GOOD, **changes),) if changes is not None else ()
+        )
+        for node, changes in per_node.items()
+    }
+
+
+OTHER_REDIS = ("redis://:***@10.0.0.9:6379/0",)
+NODE_CASES: list[tuple[str, dict[str, DjangoProfile], Severity | None]] = [
+    # (case, profiles by node, expected severity of cache.nodes_disagree)
+    ("the same Redis, prefix and version", _nodes(a={}, b={}, c={}), None),
+    ("one node only", _nodes(a={}), None),
+    ("both LocMem (cache.local_memory_multi_process says it)", _nodes(a=LOC, b=LOC), None),
+    ("one node on LocMem", _nodes(a={}, b=LOC), C),
+    ("another Redis host", _nodes(a={}, b={"location": OTHER_REDIS}), C),
+    (
+        "the same hosts listed in another order",
+        _nodes(
+            a={"location": (*GOOD.location, *OTHER_REDIS)}, b={"location": (*OTHER_REDIS, *GOOD.location)}
+        ),
+        None,
+    ),
+    ("no default cache on one node", _nodes(a={}, b=None), C),
+    ("another KEY_PREFIX", _nodes(a={}, b={"key_prefix": "shop2"}), W),
+    ("VERSION bumped on one node (rolling deploy)", _nodes(a={}, b={"version": 2}), W),
+    ("TIMEOUT differs only", _nodes(a={}, b={"timeout": 60.0}), None),
+]
+
+
+@pytest.mark.parametrize(("nodes", "expected"), [c[1:] for c in NODE_CASES], ids=[c[0] for c in NODE_CASES])
+def test_nodes_disagree(nodes: dict[str, DjangoProfile], expected: Severity | None) -> None:
+    snap = Snapshot(topology=TWO_NODES, plan=None, django_nodes=nodes)
+    assert _severity(checks.run(snap), checks.DISAGREE) is expected
+
+
+def test_nodes_disagree_evidence_names_each_node_and_what_differs() -> None:
+    (f,) = checks.nodes_disagree(_nodes(a={}, b={"key_prefix": "shop2", "version": 3}))
+    assert f.target == "django:cache:default"
+    assert f.evidence["differs"] == ["key_prefix", "version"]
+    assert f.evidence["nodes"]["b"]["key_prefix"] == "shop2"
+    assert "***" in f.evidence["nodes"]["a"]["location"][0]
+
+
+def test_per_node_findings_name_the_node() -> None:
+    snap = Snapshot(topology=TWO_NODES, plan=None, django_nodes=_nodes(a=LOC, b=LOC))
+    assert sorted(f.target for f in checks.run(snap)) == ["django:a:cache:default", "django:b:cache:default"]
+
+
 def test_every_id_has_a_positive_and_a_negative_case() -> None:
     for info in checks.CATALOG:
-        outcomes = {c[4] is None for c in CASES if c[0] == info.id}
+        if info.id == checks.DISAGREE:
+            outcomes = {c[2] is None for c in NODE_CASES}
+        else:
+            outcomes = {c[4] is None for c in CASES if c[0] == info.id}
         assert outcomes == {True, False}, info.id
 
 

@@ -19,7 +19,7 @@ from toolkit.domain.models import (
     ServerKind,
     Topology,
 )
-from toolkit.domain.snapshot import PgBouncerState, Snapshot
+from toolkit.domain.snapshot import PgBouncerState, Snapshot, TargetStatus
 
 # The area's docs, or the catalogue they are merged into.
 DOCS = [Path(__file__).resolve().parents[2] / "docs" / p for p in ("checks.d/django.md", "checks.md")]
@@ -158,6 +158,8 @@ def test_condition(
 
 def test_every_id_has_a_positive_and_a_negative_case() -> None:
     for info in checks.CATALOG:
+        if info.id == "django.unreachable":  # per node: test_node_settings_* below
+            continue
         outcomes = {c[4] is None for c in CASES if c[0] == info.id}
         assert outcomes == {True, False}, info.id
 
@@ -264,3 +266,26 @@ def test_catalog_ids_are_documented() -> None:
     for info in checks.CATALOG:
         assert info.id.startswith("django.")
         assert f"`{info.id}`" in text, info.id
+
+
+def _nodes_snapshot(profiles: dict[str, DjangoProfile], statuses: tuple[TargetStatus, ...] = ()) -> Snapshot:
+    return Snapshot(topology=_topology(), plan=None, django_nodes=profiles, targets=statuses)
+
+
+def test_node_settings_that_cannot_be_read_are_unknown() -> None:
+    bad = TargetStatus("django:app-2", "django", "app-2:demo.settings", False, 0.4, "error", "no module")
+    good = TargetStatus("django:app-1", "django", "app-1:demo.settings", True, 0.3)
+    found = checks.run(_nodes_snapshot({}, (good, bad)))
+    assert [(f.id, f.severity, f.target) for f in found] == [
+        ("django.unreachable", Severity.UNKNOWN, "django@app-2:demo.settings")
+    ]
+    assert checks.run(_nodes_snapshot({}, (good,))) == []
+
+
+def test_nodes_with_the_same_settings_report_a_finding_once() -> None:
+    profile = DjangoProfile("shop.settings", "5.2", (replace(GOOD, conn_max_age=None),), ())
+    one = checks.run(Snapshot(topology=_topology(server=ASGI), plan=None, django=profile))
+    both = checks.run(
+        Snapshot(topology=_topology(server=ASGI), plan=None, django_nodes={"a": profile, "b": profile})
+    )
+    assert one and both == one

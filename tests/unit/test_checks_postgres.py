@@ -3,6 +3,7 @@ attribution of a backend to the app node that holds it through PgBouncer."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -273,6 +274,16 @@ def test_attribution_names_every_node_sharing_the_address() -> None:
     found = s.one(postgres.run(_attributed(CLIENT, topo=topo)), IDLE)
     assert found.evidence["app_node"] == "web1 or celery1"
     assert found.summary.endswith("held by app node web1 or celery1")
+
+
+def test_a_node_named_by_application_name_is_picked_among_those_sharing_the_address() -> None:
+    topo = s.topology(app_nodes=[s.app_node("web1"), s.app_node("celery1")])
+    named = replace(CLIENT, application_name="celery1")
+    found = s.one(postgres.run(_attributed(named, topo=topo)), IDLE)
+    assert found.evidence["app_node"] == "celery1"
+    unknown = replace(CLIENT, application_name="web9")
+    found = s.one(postgres.run(_attributed(unknown, topo=topo)), IDLE)
+    assert found.evidence["app_node"] == "web1 or celery1"
 
 
 def test_a_client_from_an_unknown_address_is_named_but_not_a_node() -> None:

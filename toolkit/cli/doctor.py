@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Annotated, Any
 
 import typer
 
@@ -12,9 +14,11 @@ from toolkit.adapters.secrets import Secrets
 from toolkit.cli import render_findings as render
 from toolkit.domain.checks import known_prefix, run_checks
 from toolkit.domain.django import DjangoProfile
+from toolkit.domain.django_nodes import django_sources
 from toolkit.domain.findings import worst
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.sizing import plan_or_error
+from toolkit.domain.snapshot import Snapshot
 from toolkit.domain.targets import endpoints
 
 
@@ -79,6 +83,8 @@ def doctor_command(
         django=profile,
         offline=offline,
     )
+    if profile is None:
+        snap = _read_nodes(snap, data.hostvars, timeout)
     findings = run_checks(snap, only)
     status = worst(findings)
     if output is DoctorFormat.json:
@@ -98,3 +104,16 @@ def _django(settings: str | None, pythonpath: str | None, python: str | None) ->
     from toolkit.adapters.django_settings import load_profile  # noqa: PLC0415 - only when asked
 
     return load_profile(settings, pythonpath, python)
+
+
+def _read_nodes(snap: Snapshot, hostvars: Mapping[str, Mapping[str, Any]], timeout: float) -> Snapshot:
+    """Add each app node's settings, where the inventory says how to import them."""
+    sources = django_sources([n.name for n in snap.topology.app_nodes], hostvars)
+    if not sources:
+        return snap
+    from toolkit.adapters.django_settings import load_nodes  # noqa: PLC0415 - only when asked
+
+    # Importing settings starts an interpreter and Django: allow more than a network round trip.
+    profiles, statuses = load_nodes(sources, max(timeout, 10.0))
+    first = next(iter(profiles.values()), None)
+    return replace(snap, django_nodes=profiles, django=first, targets=(*snap.targets, *statuses))

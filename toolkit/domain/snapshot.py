@@ -131,3 +131,5 @@ class Snapshot:
     redis: tuple[RedisState, ...] = ()
     django: DjangoProfile | None = None
     offline: bool = False
+    # Each app node's settings, read with the node's own django_settings_* variables.
+    django_nodes: Mapping[str, DjangoProfile] = field(default_factory=dict)

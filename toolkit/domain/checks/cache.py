@@ -8,6 +8,8 @@ about it; keys are ``KEY_PREFIX:VERSION:key``; RedisCache.clear() sends FLUSHDB;
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from toolkit.domain.checks.base import CheckInfo
 from toolkit.domain.django import CacheAlias, DjangoProfile
 from toolkit.domain.findings import Finding, Severity
@@ -19,29 +21,104 @@ AREA = "cache"
 LOCAL_MEMORY = "cache.local_memory_multi_process"
 NO_PREFIX = "cache.no_key_prefix_shared_redis"
 NO_TIMEOUT = "cache.no_default_timeout"
+DISAGREE = "cache.nodes_disagree"
 
 CATALOG: tuple[CheckInfo, ...] = (
     CheckInfo(LOCAL_MEMORY, "LocMemCache on more than one process: each holds its own copy"),
     CheckInfo(NO_PREFIX, "a Redis cache without KEY_PREFIX"),
     CheckInfo(NO_TIMEOUT, "TIMEOUT None: cache keys never expire"),
+    CheckInfo(DISAGREE, "app nodes configure the same cache differently: they do not share entries"),
 )
 
 
 def run(snapshot: Snapshot) -> list[Finding]:
-    """Return the cache.* findings."""
-    profile = snapshot.django
-    if profile is None:
+    """Return the cache.* findings: per settings profile, then across the app nodes."""
+    if snapshot.django_nodes:
+        profiles = [(f"django:{node}", p) for node, p in snapshot.django_nodes.items()]
+    elif snapshot.django is not None:
+        profiles = [(f"django:{snapshot.django.settings_module}", snapshot.django)]
+    else:
         return []
     found: list[Finding] = []
-    for cache in profile.caches:
-        target = f"django:{profile.settings_module}:cache:{cache.alias}"
-        local = _local_memory(target, cache, snapshot.topology)
-        if local is not None:
-            found.append(local)
-        if cache.is_redis and not cache.key_prefix:
-            found.append(_no_prefix(target, cache, profile))
-        if cache.timeout is None and not cache.backend.endswith("DummyCache"):
-            found.append(_no_timeout(target, cache))
+    for where, profile in profiles:
+        for cache in profile.caches:
+            target = f"{where}:cache:{cache.alias}"
+            local = _local_memory(target, cache, snapshot.topology)
+            if local is not None:
+                found.append(local)
+            if cache.is_redis and not cache.key_prefix:
+                found.append(_no_prefix(target, cache, profile))
+            if cache.timeout is None and not cache.backend.endswith("DummyCache"):
+                found.append(_no_timeout(target, cache))
+    return found + nodes_disagree(snapshot.django_nodes)
+
+
+def _signature(cache: CacheAlias | None) -> dict[str, object]:
+    if cache is None:
+        return {"backend": None}
+    return {
+        "backend": cache.backend,
+        "location": sorted(cache.location),
+        "key_prefix": cache.key_prefix,
+        "version": cache.version,
+    }
+
+
+def nodes_disagree(nodes: Mapping[str, DjangoProfile]) -> list[Finding]:
+    """One finding per cache alias whose backend, LOCATION, KEY_PREFIX or VERSION differs between nodes.
+
+    Different backends or locations mean different stores (CRITICAL: a write or delete on one node
+    never reaches the other); the same store under a different KEY_PREFIX or VERSION means different
+    key names in it (WARNING: expected for a moment while a rolling deploy bumps VERSION).
+
+    >>> from toolkit.domain.django import CacheAlias, DjangoProfile
+    >>> def node(prefix):
+    ...     c = CacheAlias("default", "django.core.cache.backends.redis.RedisCache", ("redis://r:6379/0",),
+    ...                    prefix, 1, 300)
+    ...     return DjangoProfile("demo.settings", "5.2", (), (c,))
+    >>> [(f.id, f.severity.name) for f in nodes_disagree({"a": node("demo"), "b": node("demo2")})]
+    [('cache.nodes_disagree', 'WARNING')]
+    >>> nodes_disagree({"a": node("demo"), "b": node("demo")})
+    []
+    """
+    if len(nodes) < 2:
+        return []
+    aliases = sorted({c.alias for p in nodes.values() for c in p.caches})
+    found: list[Finding] = []
+    for alias in aliases:
+        per_node = {
+            node: _signature(next((c for c in p.caches if c.alias == alias), None))
+            for node, p in nodes.items()
+        }
+        distinct = {repr(sig) for sig in per_node.values()}
+        if len(distinct) < 2:
+            continue
+        stores = {repr((sig.get("backend"), sig.get("location"))) for sig in per_node.values()}
+        differs = sorted(
+            {
+                k
+                for sig in per_node.values()
+                for k, v in sig.items()
+                if any(other.get(k) != v for other in per_node.values())
+            }
+        )
+        severity = Severity.CRITICAL if len(stores) > 1 else Severity.WARNING
+        found.append(
+            Finding(
+                DISAGREE,
+                severity,
+                f"django:cache:{alias}",
+                f"the {len(nodes)} app nodes configure cache {alias!r} differently ({', '.join(differs)}): "
+                + (
+                    "they use different stores, so a write or delete on one node never reaches the others"
+                    if severity is Severity.CRITICAL
+                    else "they name keys differently in one store and do not see each other's entries"
+                ),
+                {"differs": differs, "nodes": per_node},
+                "render CACHES from one source for every node (the inventory's Redis, one KEY_PREFIX and "
+                "VERSION); while a rolling deploy bumps VERSION this clears once every node runs the release",
+            )
+        )
     return found
 
 

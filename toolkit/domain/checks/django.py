@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from toolkit.domain.checks.base import CheckInfo
+from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.django import DatabaseAlias, DjangoProfile, Route, route
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.models import PgBouncerHost, PoolMode, ServerKind, Topology
@@ -32,6 +32,7 @@ ATOMIC = "django.atomic_requests_with_transaction_pooling"
 OPTIONS = "django.statement_timeout_option_through_pgbouncer"
 
 CATALOG: tuple[CheckInfo, ...] = (
+    CheckInfo("django.unreachable", "doctor could not import an app node's settings"),
     CheckInfo(ASGI, "persistent connections (CONN_MAX_AGE != 0) on an ASGI deployment"),
     CheckInfo(CURSORS, "server-side cursors enabled behind transaction pooling"),
     CheckInfo(HEALTH, "persistent connections without CONN_HEALTH_CHECKS"),
@@ -51,17 +52,26 @@ PGBOUNCER_TRACKED_PARAMETERS = frozenset(
 
 
 def run(snapshot: Snapshot) -> list[Finding]:
-    """Return the django.* findings."""
-    profile = snapshot.django
-    if profile is None:
-        return []
-    found: list[Finding] = []
+    """Return the django.* findings, once per distinct settings profile (nodes often share one)."""
+    found = unreachable(
+        snapshot,
+        "django",
+        "run doctor where the app's interpreter and code are, or fix "
+        "the node's django_settings_* variables (docs/inventory.md)",
+    )
+    profiles: list[DjangoProfile] = []
+    for profile in (*snapshot.django_nodes.values(), snapshot.django):
+        if profile is not None and profile not in profiles:
+            profiles.append(profile)
     topology = snapshot.topology
-    for alias in profile.databases:
-        if not alias.is_postgresql:
-            continue
-        path = route(alias, topology)
-        found.extend(_alias_findings(profile, alias, path, snapshot))
+    for profile in profiles:
+        for alias in profile.databases:
+            if not alias.is_postgresql:
+                continue
+            path = route(alias, topology)
+            for finding in _alias_findings(profile, alias, path, snapshot):
+                if finding not in found:
+                    found.append(finding)
     return found
 
 

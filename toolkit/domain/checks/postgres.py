@@ -180,7 +180,10 @@ def attribution(snap: Snapshot) -> dict[int, dict[str, str]]:
                 if client.application_name:
                     entry["client_application_name"] = client.application_name
                 nodes = by_addr.get(client.addr)
-                if nodes:
+                if nodes and client.application_name in nodes:
+                    # Several nodes behind one address (NAT, one host): the app names itself.
+                    entry["app_node"] = client.application_name
+                elif nodes:
                     entry["app_node"] = " or ".join(nodes)
             out[server.remote_pid] = entry
     return out
