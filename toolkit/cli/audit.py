@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from pathlib import Path
@@ -61,4 +62,82 @@ def async_command(
         typer.echo(json.dumps(doc, indent=2, default=str))
     else:
         render.render_table(status, [], findings, scope="static analysis")
+    raise typer.Exit(int(status))
+
+
+@app.command("queries")
+def queries_command(
+    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    top: Annotated[int, typer.Option("--top", help="Report at most this many statements.")] = 10,
+    output: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
+    secrets_dir: Annotated[
+        str | None, typer.Option("--secrets", help="Directory of password files (default: the lab's .lab/).")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to connect and to read.")] = 5.0,
+    min_calls: Annotated[int, typer.Option("--min-calls", help="Ignore statements called fewer times.")] = 5,
+    dbname: Annotated[
+        str | None,
+        typer.Option("--dbname", help="Database with the pg_stat_statements view (default: look for it)."),
+    ] = None,
+) -> None:
+    """Rank the statements of pg_stat_statements that over-fetch; exit 0 none, 1 found, 3 unreadable."""
+    from toolkit.adapters import inventory  # noqa: PLC0415
+    from toolkit.adapters.secrets import Secrets  # noqa: PLC0415
+    from toolkit.adapters.statements import StatementsTarget, read_statements  # noqa: PLC0415
+    from toolkit.cli import render_findings as render  # noqa: PLC0415 - rich is slow to import
+    from toolkit.domain.audit_queries import Thresholds, candidate_databases, rank  # noqa: PLC0415
+    from toolkit.domain.findings import Severity, worst  # noqa: PLC0415
+    from toolkit.domain.inventory import PGBOUNCER_GROUP, topology_from_inventory  # noqa: PLC0415
+    from toolkit.domain.targets import endpoints  # noqa: PLC0415
+
+    if top < 1:
+        raise typer.BadParameter("must be 1 or more", param_hint="--top")
+    if min_calls < 1:
+        raise typer.BadParameter("must be 1 or more", param_hint="--min-calls")
+    if timeout <= 0:
+        raise typer.BadParameter("must be above 0", param_hint="--timeout")
+    data = inventory.load(inventory_path)
+    topology = topology_from_inventory(data.groups, data.hostvars)
+    pg = next(e for e in endpoints(topology, data.groups, data.hostvars) if e.kind == "postgres")
+    served: list[object] = []
+    for host in data.groups.get(PGBOUNCER_GROUP, ()):
+        served += list(data.hostvars.get(host, {}).get("pgbouncer_databases") or [])
+    password = Secrets.locate(inventory_path, secrets_dir).password("postgres") or ""
+    dbnames = (dbname,) if dbname else candidate_databases(pg.dbname, served)
+    target = StatementsTarget(pg.address, pg.port, pg.user, password, dbnames)
+    thresholds = Thresholds(min_calls=min_calls)
+    read = read_statements(target, timeout, min_calls, thresholds.lowest_rows_per_call)
+    findings = rank(read.statements, thresholds, target.label, top)
+    status = worst(findings)
+    note = None
+    if read.hidden:
+        # A statement the role cannot read is a statement not checked: UNKNOWN unless a worse finding.
+        status = Severity.UNKNOWN if status in (Severity.OK, Severity.WARNING) else status
+        note = (
+            f"{read.hidden} statement(s) above the thresholds are hidden from {pg.user}, which may not read "
+            f"other roles' statement text; GRANT pg_read_all_stats (or pg_monitor) TO {pg.user}"
+        )
+        typer.echo(f"toolkit: audit queries: {target.label}: {note}", err=True)
+    scope = f"{len(read.statements)} statement(s) read from pg_stat_statements in database {read.database}"
+    if output is AuditFormat.json:
+        source = {
+            "target": target.label,
+            "database": read.database,
+            "user": pg.user,
+            "statements_in_view": read.total,
+            "statements_read": len(read.statements),
+            "hidden": read.hidden,
+            "read_all_stats": read.read_all_stats,
+            "note": note,
+            "thresholds": dataclasses.asdict(thresholds),
+        }
+        doc = {
+            "schema": AUDIT_SCHEMA,
+            "status": status.label,
+            "source": source,
+            "findings": [f.to_dict() for f in findings],
+        }
+        typer.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        render.render_table(status, [], findings, scope=scope)
     raise typer.Exit(int(status))
