@@ -1,0 +1,206 @@
+"""What every drill needs from the lab: the demo app's nodes, extra instances, and the toolkit's own CLI.
+
+Drills call doctor, the audits and the runbooks as an operator would, through ``python -m toolkit``
+with ``--format json``, so what they prove is what the commands do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.adapters import inventory
+from toolkit.adapters.errors import TargetError
+from toolkit.adapters.http_load import request
+
+DEMO_ROOT = Path("/opt/toolkit-demo")
+SERVE = DEMO_ROOT / "bin" / "serve"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One app node of the demo: its inventory name, server kind and base URL."""
+
+    name: str
+    server: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Base URL on loopback."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class Lab:
+    """The lab inventory and its demo nodes."""
+
+    inventory: str
+    nodes: tuple[Node, ...]
+
+    @classmethod
+    def load(cls, inventory_path: str) -> Lab:
+        """Read the demo nodes (hosts of group ``django`` with ``django_demo_port``)."""
+        data = inventory.load(inventory_path)
+        nodes = []
+        for name in data.groups.get("django", []):
+            hv = data.hostvars.get(name, {})
+            if "django_demo_port" in hv:
+                nodes.append(
+                    Node(name, str(hv.get("django_server", "wsgi_sync")), int(hv["django_demo_port"]))
+                )
+        if not nodes:
+            raise TargetError(
+                inventory_path,
+                "reading the demo nodes",
+                "no django host has django_demo_port",
+                "deploy the demo with 'make lab' and use the lab inventory",
+            )
+        return cls(inventory_path, tuple(nodes))
+
+    def node(self, server_prefix: str) -> Node:
+        """The first node whose server kind starts with ``server_prefix`` (``wsgi`` or ``asgi``)."""
+        for node in self.nodes:
+            if node.server.startswith(server_prefix):
+                return node
+        raise TargetError(self.inventory, "choosing a demo node", f"no {server_prefix} node", "see hosts.yml")
+
+    def check_up(self) -> None:
+        """Every demo node answers /healthz, or one line says which does not."""
+        for node in self.nodes:
+            request(f"{node.url}/healthz", timeout=5)
+
+
+def toolkit(
+    args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 120
+) -> tuple[int, Any]:
+    """Run ``python -m toolkit ARGS`` and return its exit code and parsed JSON output."""
+    done = subprocess.run(  # noqa: S603 (our own CLI, fixed argv)
+        [sys.executable, "-m", "toolkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    try:
+        return done.returncode, json.loads(done.stdout)
+    except ValueError:
+        last = (done.stderr or done.stdout).strip().splitlines()
+        raise TargetError(
+            "toolkit " + " ".join(args[:2]),
+            "a drill step",
+            last[-1] if last else f"exit {done.returncode}",
+            "run the command by hand",
+        ) from None
+
+
+def finding_ids(document: Any) -> list[str]:
+    """The finding ids of a doctor or audit JSON document."""
+    return [f["id"] for f in document.get("findings", [])]
+
+
+def wait_for(check: Any, deadline_s: float, interval_s: float = 1.0) -> tuple[float | None, Any]:
+    """Call ``check()`` until it returns something true; return (seconds taken or None, last value)."""
+    started = time.monotonic()
+    last: Any = None
+    while time.monotonic() - started < deadline_s:
+        last = check()
+        if last:
+            return time.monotonic() - started, last
+        time.sleep(interval_s)
+    return None, last
+
+
+@contextmanager
+def extra_instances(
+    specs: Sequence[tuple[str, int]], env: Mapping[str, str] | None = None, wait_s: float = 60
+) -> Iterator[list[str]]:
+    """Start ``serve NODE PORT`` for each (node, port), wait for /healthz, stop them all on exit."""
+    if not SERVE.exists():
+        raise TargetError(
+            str(SERVE), "starting a demo instance", "missing", "deploy the demo with 'make lab'"
+        )
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for node, port in specs:
+            procs.append(
+                subprocess.Popen(  # noqa: S603 (the role's launcher, fixed argv)
+                    [str(SERVE), node, str(port)],
+                    env={**os.environ, **(env or {})},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+        urls = [f"http://127.0.0.1:{port}" for _, port in specs]
+        for url in urls:
+            took, _ = wait_for(lambda u=url: _answers(u), wait_s, 0.3)
+            if took is None:
+                raise TargetError(
+                    url, "starting a demo instance", f"no answer in {wait_s:g} s", "see serve's log"
+                )
+        yield urls
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def _answers(url: str) -> bool:
+    try:
+        request(f"{url}/healthz", timeout=2)
+    except TargetError:
+        return False
+    return True
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def superuser_sql(sql: str, database: str = "app") -> str:
+    """Run one statement as the lab's postgres superuser over the local socket (lab only)."""
+    done = subprocess.run(  # noqa: S603 (fixed argv)
+        [
+            "/usr/sbin/runuser",
+            "-u",
+            "postgres",
+            "--",
+            "/usr/bin/psql",
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-d",
+            database,
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise TargetError(
+            "postgres (local socket)", sql[:40], done.stderr.strip() or "psql failed", "is the lab up?"
+        )
+    return done.stdout.strip()
