@@ -1,30 +1,139 @@
-"""The root ``toolkit`` command: wires the command groups and maps errors to exit codes."""
+"""The root ``toolkit`` command: wires the command groups and maps errors to exit codes.
+
+Start-up time is part of the interface (cron, CI and on-call run the toolkit many times a day), so the
+commands are registered lazily: :data:`COMMANDS` names each command's module, and that module is imported
+only when its command runs or shows its own help. ``toolkit --help`` lists the commands from the one-line
+summaries in :data:`COMMANDS` (a CLI test checks that they match each command's docstring) and imports
+none of them, and ``toolkit plan`` imports neither the database drivers nor the rest of the commands.
+To add a command or a group: write its module, then add one :class:`LazyCommand` line.
+
+Help is plain text (``rich_markup_mode=None``): typer's rich help imports rich and markdown-it, which
+alone cost as much as importing typer itself.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from toolkit.cli import audit, calibrate, doctor, plan, runbook, watch
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.errors import InventoryError, SizingError, ToolkitError
-from toolkit.domain.runbooks.base import RunbookError
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command (``attribute`` is a function) or a command group (a ``typer.Typer``) in ``module``."""
+
+    name: str
+    module: str
+    attribute: str
+    summary: str  # the first line of the command's help, shown by `toolkit --help`
+
+
+COMMANDS = (
+    LazyCommand(
+        "plan",
+        "toolkit.cli.plan",
+        "plan_command",
+        "Show the pool plan and connection budget computed from the inventory.",
+    ),
+    LazyCommand(
+        "doctor",
+        "toolkit.cli.doctor",
+        "doctor_command",
+        "Report every way the live system departs from a healthy one; exit 0/1/2/3.",
+    ),
+    LazyCommand(
+        "watch",
+        "toolkit.cli.watch",
+        "watch_command",
+        "Show every pool (clients active/waiting, servers active/idle, max wait) live.",
+    ),
+    LazyCommand(
+        "calibrate",
+        "toolkit.cli.calibrate",
+        "calibrate_command",
+        "Measure the hold factor under live load and show the pool sizes it gives; exit 3 without traffic.",
+    ),
+    LazyCommand(
+        "runbook",
+        "toolkit.cli.runbook",
+        "app",
+        "Guarded remediation steps: dry run first, --yes to act, audited, verified.",
+    ),
+    LazyCommand("audit", "toolkit.cli.audit", "app", "Static audits of a Django code base."),
+)
+
+
+class _Pending(TyperCommand):
+    """Stands in for a command whose module is not imported yet: its name and summary only."""
+
+    def __init__(self, spec: LazyCommand) -> None:
+        super().__init__(spec.name, help=spec.summary, rich_markup_mode=None)
+        self.spec = spec
+
+
+def load_command(spec: LazyCommand) -> TyperCommand | TyperGroup:
+    """Import the command's module and build its click command, with plain-text help."""
+    target = getattr(importlib.import_module(spec.module), spec.attribute)
+    if isinstance(target, typer.Typer):
+        command: object = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name=spec.name)(target)
+        command = typer.main.get_command(single)
+    if not isinstance(command, TyperCommand | TyperGroup):
+        raise TypeError(f"{spec.module}.{spec.attribute} is not a typer command or group")
+    command.name = spec.name
+    _plain_help(command)
+    return command
+
+
+def _plain_help(command: TyperCommand | TyperGroup) -> None:
+    command.rich_markup_mode = None
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            if isinstance(sub, TyperCommand | TyperGroup):
+                _plain_help(sub)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: every command of :data:`COMMANDS` is loaded the first time it is looked up."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for spec in COMMANDS:
+            self.commands.setdefault(spec.name, _Pending(spec))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, _Pending):
+            command = self.commands[cmd_name] = load_command(command.spec)
+        return command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """List the commands from their summaries, without importing any of them."""
+        rows = [(name, cmd) for name, cmd in self.commands.items() if not cmd.hidden]
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
 
 app = typer.Typer(
     name="toolkit",
+    cls=LazyGroup,
     help="Provision, check and fix Django on PostgreSQL behind PgBouncer, with Redis as the cache.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: typer's rich help imports rich and markdown-it
     pretty_exceptions_enable=False,  # errors are one line; --debug shows a plain traceback
 )
-app.command(name="plan")(plan.plan_command)
-app.command(name="doctor")(doctor.doctor_command)
-app.command(name="watch")(watch.watch_command)
-app.command(name="calibrate")(calibrate.calibrate_command)
-app.add_typer(runbook.app, name="runbook")
-app.add_typer(audit.app, name="audit")
 
 
 @app.callback()
@@ -37,6 +146,8 @@ def _root(
 
 
 def _exit_code(exc: ToolkitError) -> ExitStatus:
+    from toolkit.domain.runbooks.base import RunbookError  # noqa: PLC0415 - only on the error path
+
     if isinstance(exc, SizingError):
         return ExitStatus.CRITICAL
     if isinstance(exc, InventoryError):

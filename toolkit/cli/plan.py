@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from toolkit.adapters import inventory
-from toolkit.cli.render_plan import plan_table
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.sizing import plan
 
@@ -31,4 +30,6 @@ def plan_command(
     if output is PlanFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
+        from toolkit.cli.render_plan import plan_table  # noqa: PLC0415 - rich only for the table
+
         plan_table(result)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.snapshot import TargetStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DOCTOR_SCHEMA = "toolkit.doctor/v1"
 _COLOURS = {
@@ -72,6 +71,11 @@ def render_table(
     scope: str = "offline",
 ) -> None:
     """Findings grouped by target, severity in colour, then the verdict."""
+    # rich is imported here: the JSON, Prometheus and Markdown outputs do not need it.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.markup import escape  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
     out = console or Console()
     if targets:
         t = Table(title="targets", title_justify="left")
