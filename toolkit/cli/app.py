@@ -67,6 +67,7 @@ COMMANDS = (
         "Guarded remediation steps: dry run first, --yes to act, audited, verified.",
     ),
     LazyCommand("audit", "toolkit.cli.audit", "app", "Static audits of a Django code base."),
+    LazyCommand("lab", "toolkit.cli.lab", "app", "The lab: incident drills against the demo app."),
 )
 
 
