@@ -21,6 +21,7 @@ from typing import Any
 from toolkit.adapters import inventory
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.http_load import request
+from toolkit.domain.errors import InventoryError
 
 DEMO_ROOT = Path("/opt/toolkit-demo")
 SERVE = DEMO_ROOT / "bin" / "serve"
@@ -59,11 +60,11 @@ class Lab:
                     Node(name, str(hv.get("django_server", "wsgi_sync")), int(hv["django_demo_port"]))
                 )
         if not nodes:
-            raise TargetError(
-                inventory_path,
-                "reading the demo nodes",
-                "no django host has django_demo_port",
-                "deploy the demo with 'make lab' and use the lab inventory",
+            raise InventoryError(
+                "django_demo_port",
+                None,
+                f"no host of group 'django' in {inventory_path} sets it: drills run on the lab inventory "
+                "with the demo deployed ('make lab')",
             )
         return cls(inventory_path, tuple(nodes))
 
