@@ -153,3 +153,70 @@ def test_a_role_without_pg_read_all_stats_is_told_what_it_cannot_see(
     assert len(proc.stderr.splitlines()) == 1
     # The app role still sees its own statements.
     assert statements["wide"] in [f["evidence"]["queryid"] for f in doc["findings"]]
+
+
+# Query budgets on PostgreSQL through the lab's PgBouncer (transaction mode), in a process of its own
+# (Django's settings are per process). The table is a temporary one, dropped at commit: everything
+# runs inside one transaction, so PgBouncer keeps it on one server connection and nobody else sees it.
+BUDGET_SCRIPT = """
+import json, os
+import django
+from django.conf import settings
+
+settings.configure(USE_TZ=True, DATABASES={"default": {
+    "ENGINE": "django.db.backends.postgresql", "HOST": "127.0.0.1", "PORT": 6432, "NAME": "app",
+    "USER": "app", "PASSWORD": os.environ["BUDGET_TEST_PASSWORD"], "DISABLE_SERVER_SIDE_CURSORS": True,
+    "TIME_ZONE": "Etc/UTC", "OPTIONS": {"application_name": "toolkit-query-budget-test"}}})
+django.setup()
+from django.db import connection, models, transaction
+from toolkit.django import QueryBudgetExceeded, query_budget
+
+
+class Item(models.Model):
+    name = models.TextField()
+    note = models.TextField()
+
+    class Meta:
+        app_label = "budget_lab"
+        db_table = "budget_item"
+        managed = False
+
+
+out = {}
+with transaction.atomic():
+    with connection.cursor() as c:
+        c.execute("CREATE TEMP TABLE budget_item (id int PRIMARY KEY, name text, note text) ON COMMIT DROP")
+        c.execute("INSERT INTO budget_item SELECT i, 'n' || i, 'x' FROM generate_series(1, 300) i")
+    with query_budget(max_queries=2, max_rows=300, max_columns=3) as budget:
+        out["fetched"] = len(list(Item.objects.filter(id__gt=0)))
+        Item.objects.filter(pk=5).first()
+    out["measured"] = [[e.rows, e.columns] for e in budget.executed]
+    try:
+        with query_budget(max_rows=299):
+            list(Item.objects.filter(id__gt=0))
+    except QueryBudgetExceeded as exc:
+        out["error"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_query_budget_counts_rows_on_postgresql_through_pgbouncer() -> None:
+    env = {**os.environ, "BUDGET_TEST_PASSWORD": lab_secret("app_password"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", BUDGET_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["fetched"] == 300
+    assert out["measured"] == [[300, 3], [1, 3]]
+    assert out["error"].startswith(
+        "query budget exceeded: 300 rows, max_rows=299, in statement #1 (database 'default'): "
+        'SELECT "budget_item"."id", "budget_item"."name", "budget_item"."note" FROM "budget_item" '
+        'WHERE "budget_item"."id" > %s'
+    )
