@@ -107,6 +107,18 @@ def test_nothing_over_fetches_exits_0(fake: Fake, capsys: pytest.CaptureFixture[
     assert "OK: no findings (1 statement(s) read from pg_stat_statements in database app)" in out
 
 
+def test_statements_the_parser_cannot_read_are_counted(
+    fake: Fake, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    fake.rows = [_stmt(21, "SELECT FROM WHERE (((", 50, 50_000, 10.0), _stmt(22, "SET x = $1", 50, 500, 1.0)]
+    code, out, _ = _run(capsys, "-i", SMALL)
+    assert code == 0
+    assert "(2 statement(s) read from pg_stat_statements in database app, 1 not parsed)" in out
+    _, out, _ = _run(capsys, "-i", SMALL, "-f", "json")
+    assert json.loads(out)["source"]["unparsed"] == 1
+
+
 def test_table_names_statement_and_remedy(
     fake: Fake, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

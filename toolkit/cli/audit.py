@@ -119,6 +119,11 @@ def queries_command(
         )
         typer.echo(f"toolkit: audit queries: {target.label}: {note}", err=True)
     scope = f"{len(read.statements)} statement(s) read from pg_stat_statements in database {read.database}"
+    # Statements the parser could not read are not judged: say how many (a query that is not a query,
+    # such as SET or ALTER ROLE, is not counted).
+    unparsed = sum(1 for s in read.statements if s.shape.kind == "other" and s.shape.error != "not a query")
+    if unparsed:
+        scope += f", {unparsed} not parsed"
     if output is AuditFormat.json:
         source = {
             "target": target.label,
@@ -126,6 +131,7 @@ def queries_command(
             "user": pg.user,
             "statements_in_view": read.total,
             "statements_read": len(read.statements),
+            "unparsed": unparsed,
             "hidden": read.hidden,
             "read_all_stats": read.read_all_stats,
             "note": note,
