@@ -6,14 +6,19 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from toolkit.domain.calibrate import (
     PoolMeasure,
     database_hold_factor,
     inventory_hold_factor,
+    knee,
     measure,
+    values_for_pool,
 )
-from toolkit.domain.models import DatabaseCapacity, PgBouncerHost, Topology
+from toolkit.domain.errors import SizingError
+from toolkit.domain.models import AppNode, DatabaseCapacity, PgBouncerHost, Topology
 from toolkit.domain.sizing import plan
 
 
@@ -130,3 +135,76 @@ def test_measured_factor_feeds_the_sizing() -> None:
     calibrated = replace(topo, database=replace(topo.database, hold_factor=inventory_hold_factor(3.04)))
     assert plan(calibrated).budget.active_target == 13  # ceil(4 x 3.1)
     assert plan(calibrated).pgbouncer[0].value("default_pool_size") == 13
+
+
+# --- the sweep's knee and the inventory values that reproduce it -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tps", "expected"),
+    [
+        # The measured TPC-B shape (FACTS): 16 is best, 8 is 4.5% below it -> 8.
+        ({2: 1388, 4: 2021, 8: 2276, 16: 2384, 32: 2261, 64: 1918}, 8),
+        # Django-like: 32 best, 16 is 11% below -> 32.
+        ({2: 1406, 4: 2029, 8: 2489, 16: 2758, 32: 3116, 64: 2626}, 32),
+        # Flat: every size within 5% -> the smallest.
+        ({4: 1000, 8: 990, 16: 1001}, 4),
+        # Exactly 95% of the best counts as within.
+        ({4: 95, 8: 100}, 4),
+        ({4: 94.9, 8: 100}, 8),
+    ],
+)
+def test_knee_is_the_smallest_size_within_5_percent_of_the_best(tps: dict[int, float], expected: int) -> None:
+    assert knee(tps) == expected
+
+
+def test_knee_of_an_empty_sweep_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no pool size"):
+        knee({})
+
+
+@given(st.dictionaries(st.integers(1, 200), st.floats(1, 1e5), min_size=1))
+def test_knee_is_never_far_below_the_best_and_nothing_smaller_qualifies(tps: dict[int, float]) -> None:
+    k = knee(tps)
+    best = max(tps.values())
+    assert tps[k] >= 0.95 * best
+    assert all(tps[s] < 0.95 * best for s in tps if s < k)
+
+
+def _topo(clients: int = 200, processes: int = 1, dbs: int = 1, cores: int = 2) -> Topology:
+    host = PgBouncerHost("pgb", tuple(f"db{i}" for i in range(dbs)), ("app",), processes=processes)
+    return Topology(DatabaseCapacity(100, cores), (host,), (AppNode("web", workers=clients),))
+
+
+@pytest.mark.parametrize("pool", [1, 2, 4, 5, 8, 13, 16, 20, 32, 64, 91])
+def test_values_make_the_sizing_give_the_knee(pool: int) -> None:
+    topo = _topo()
+    values, p = values_for_pool(topo, "pgb", pool)
+    assert p.pgbouncer[0].value("default_pool_size") == pool
+    if "database_hold_factor" in values:
+        again = replace(topo, database=replace(topo.database, hold_factor=values["database_hold_factor"]))
+        assert plan(again).pgbouncer[0].value("default_pool_size") == pool
+        # The smallest such factor: 0.1 less gives a smaller pool.
+        factor = values["database_hold_factor"]
+        if factor > 0.1:
+            lower = replace(topo, database=replace(topo.database, hold_factor=factor - 0.1))
+            assert plan(lower).pgbouncer[0].value("default_pool_size") < pool
+
+
+def test_a_pool_above_what_the_clients_can_use_is_pinned_not_reached_by_the_factor() -> None:
+    # 10 clients: no hold factor makes the plan give more than 10, so the size is pinned.
+    values, p = values_for_pool(_topo(clients=10), "pgb", 16)
+    assert values == {"pgbouncer_default_pool_size": 16}
+    assert p.pgbouncer[0].value("default_pool_size") == 16
+
+
+def test_the_factor_accounts_for_every_pool_sharing_the_target() -> None:
+    # 2 processes x 2 databases = 4 pools share the target: pool 8 each needs a target of 29..32.
+    values, p = values_for_pool(_topo(processes=2, dbs=2), "pgb", 8)
+    assert values == {"database_hold_factor": 7.1}  # ceil(4 x 7.1) = 29 -> ceil(29 / 4) = 8
+    assert p.pgbouncer[0].value("default_pool_size") == 8
+
+
+def test_a_pool_beyond_the_budget_is_refused_by_the_sizing() -> None:
+    with pytest.raises(SizingError, match="exceeds the budget"):
+        values_for_pool(_topo(processes=2, dbs=2), "pgb", 23)  # 91 usable // 4 pools = 22 < 23

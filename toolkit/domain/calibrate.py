@@ -35,8 +35,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from toolkit.domain.models import Topology
+from toolkit.domain.plan import Plan
+from toolkit.domain.sizing import plan
 
 # PgBouncer's own admin pseudo-database: its "transactions" are console commands, not load.
 ADMIN_DATABASE = "pgbouncer"
@@ -192,3 +196,66 @@ def inventory_hold_factor(measured: float) -> float:
     (3.1, 1.0, 2.0)
     """
     return max(MIN_HOLD_FACTOR, math.ceil(round(measured * 10, 6)) / 10)
+
+
+# --- the sweep (``toolkit calibrate --sweep``) -------------------------------------------------------
+
+# The knee: the smallest pool within this fraction of the best throughput of the sweep.
+KNEE_TOLERANCE = 0.05
+# The largest hold factor the inverse search tries before it falls back to pinning the pool.
+MAX_HOLD_FACTOR = 50.0
+
+
+def knee(tps_by_size: Mapping[int, float], tolerance: float = KNEE_TOLERANCE) -> int:
+    """The smallest pool size whose throughput is within ``tolerance`` of the sweep's best.
+
+    A smaller pool leaves fewer connections for everything else and queues less on the database, so
+    among sizes that are equal within the noise the smallest wins.
+
+    >>> knee({2: 1400.0, 4: 2000.0, 8: 2300.0, 16: 2390.0, 32: 2260.0})
+    8
+    >>> knee({4: 100.0})
+    4
+    """
+    if not tps_by_size:
+        raise ValueError("the sweep measured no pool size")
+    best = max(tps_by_size.values())
+    return min(size for size, tps in tps_by_size.items() if tps >= (1 - tolerance) * best)
+
+
+def values_for_pool(topology: Topology, host: str, pool: int) -> tuple[dict[str, float | int], Plan]:
+    """The inventory values that make :func:`~toolkit.domain.sizing.plan` give ``host`` this pool.
+
+    The smallest ``database_hold_factor`` (in steps of 0.1) whose plan sizes ``host``'s
+    default_pool_size to ``pool``; if no factor does (the pool is above the budget's cap or the clients
+    a process serves, or the target's rounding skips it), ``pgbouncer_default_pool_size`` pinned to it,
+    which the sizing validates against the same budget (SizingError if it does not fit).
+
+    >>> from toolkit.domain.models import DatabaseCapacity, PgBouncerHost, AppNode
+    >>> topo = Topology(DatabaseCapacity(100, 2), (PgBouncerHost("pgb", ("app",), ("app",)),),
+    ...                 (AppNode("web", workers=200),))
+    >>> values_for_pool(topo, "pgb", 8)[0]
+    {'database_hold_factor': 1.8}
+    >>> values_for_pool(topo, "pgb", 95)[0]
+    Traceback (most recent call last):
+    ...
+    toolkit.domain.errors.SizingError: pgbouncer host pgb: pgbouncer_default_pool_size 95 exceeds ...
+    """
+    for tenths in range(1, int(MAX_HOLD_FACTOR * 10) + 1):
+        factor = tenths / 10
+        p = plan(replace(topology, database=replace(topology.database, hold_factor=factor)))
+        got = _pool_of(p, host)
+        if got == pool:
+            return {"database_hold_factor": factor}, p
+        if got > pool:
+            break
+    hosts = tuple(
+        replace(h, overrides=replace(h.overrides, default_pool_size=pool)) if h.name == host else h
+        for h in topology.pgbouncers
+    )
+    p = plan(replace(topology, pgbouncers=hosts))
+    return {"pgbouncer_default_pool_size": pool}, p
+
+
+def _pool_of(p: Plan, host: str) -> int:
+    return next(h.value("default_pool_size") for h in p.pgbouncer if h.host == host)
