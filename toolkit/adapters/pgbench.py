@@ -11,9 +11,13 @@ import math
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
+
+from toolkit.domain.errors import ToolkitError
 
 # Debian installs pgbench outside PATH, under the server version's bin directory.
 DEBIAN_BIN = Path("/usr/lib/postgresql")
@@ -34,8 +38,8 @@ COMMIT;
 """
 
 
-class PgbenchError(RuntimeError):
-    """pgbench is missing or could not run at all."""
+class PgbenchError(ToolkitError):
+    """pgbench is missing or could not run, or a sweep could not set the pool size (exit 3)."""
 
 
 @dataclass(frozen=True)
@@ -222,3 +226,130 @@ def initialize(
     )
     if proc.returncode != 0:
         raise PgbenchError(f"pgbench -i failed: {proc.stderr.strip().splitlines()[-1:]}")
+
+
+def dataset_scale(endpoint: Endpoint, env: Mapping[str, str], timeout: float = 5.0) -> int | None:
+    """The pgbench dataset's scale (rows of pgbench_branches) in the endpoint's database; None if absent.
+
+    Read with psql (the same libpq password lookup as pgbench: PGPASSWORD or the password file).
+    """
+    sql = (
+        "SELECT CASE WHEN to_regclass('pgbench_accounts') IS NULL "
+        "OR to_regclass('pgbench_branches') IS NULL THEN -1 ELSE 0 END"
+    )
+    psql = shutil.which("psql") or "psql"
+    conn = [psql, "-X", "-At", "-v", "ON_ERROR_STOP=1", *endpoint.args()]
+    try:
+        first = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [*conn, "-c", sql],
+            env={**env, "PGCONNECT_TIMEOUT": str(max(1, round(timeout)))},
+            capture_output=True,
+            text=True,
+            timeout=timeout + 10,
+            check=False,
+        )
+        if first.returncode != 0:
+            raise PgbenchError(
+                f"psql to {endpoint.host}:{endpoint.port} as {endpoint.user}: {first.stderr.strip()[:200]}"
+            )
+        if first.stdout.strip() != "0":
+            return None
+        count = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [*conn, "-c", "SELECT count(*) FROM pgbench_branches"],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout + 10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PgbenchError(f"psql to {endpoint.host}:{endpoint.port}: {exc}") from None
+    return int(count.stdout.strip() or 0)
+
+
+class PoolConsole(Protocol):
+    """What a sweep needs of a PgBouncer admin console."""
+
+    def rows(self, command: str) -> list[dict[str, Any]]: ...
+
+    def command(self, command: str) -> None: ...
+
+
+def live_pool_size(console: PoolConsole, database: str) -> int | None:
+    """The pool size SHOW DATABASES reports for ``database`` (None if PgBouncer does not serve it)."""
+    for row in console.rows("SHOW DATABASES"):
+        if row.get("name") == database:
+            return int(row.get("pool_size") or 0)
+    return None
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One pool size of a sweep and what pgbench measured there."""
+
+    size: int
+    result: Result
+
+    def to_dict(self) -> dict[str, Any]:
+        """The point as calibrate's JSON gives it."""
+        r = self.result
+        errors = r.failed + r.aborted_clients
+        return {"size": self.size, "tps": r.tps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "errors": errors}
+
+
+def sweep(
+    console: PoolConsole,
+    endpoint: Endpoint,
+    sizes: Sequence[int],
+    *,
+    clients: int,
+    duration: float,
+    env: Mapping[str, str],
+    script: str | None = None,
+    scale: int = 1,
+    progress: Callable[[SweepPoint], None] | None = None,
+) -> tuple[int, list[SweepPoint]]:
+    """SET default_pool_size to each size, run pgbench through PgBouncer, restore the size at the end.
+
+    Returns the original size and the points. The original is restored even on error or Ctrl-C;
+    a size that SHOW DATABASES does not report back (the database pins its own pool_size in
+    [databases]) stops the sweep with a PgbenchError.
+    """
+    original = int(
+        next(r["value"] for r in console.rows("SHOW CONFIG") if r.get("key") == "default_pool_size")
+    )
+    points: list[SweepPoint] = []
+    with tempfile.TemporaryDirectory(prefix="toolkit-sweep-") as tmp:
+        script_path = None
+        if script is not None:
+            script_path = Path(tmp) / "script.sql"
+            script_path.write_text(script)
+        try:
+            for size in sizes:
+                console.command(f"SET default_pool_size = {int(size)}")
+                live = live_pool_size(console, endpoint.dbname)
+                if live != size:
+                    raise PgbenchError(
+                        f"SET default_pool_size = {size} did not reach database {endpoint.dbname} (SHOW "
+                        f"DATABASES says pool_size {live}): it pins pool_size in [databases]; sweep stopped"
+                    )
+                run = Run(
+                    endpoint,
+                    clients=clients,
+                    threads=2,
+                    duration=duration,
+                    env=env,
+                    log_prefix=Path(tmp) / f"log-{size}",
+                    script=script_path,
+                    scale=scale,
+                )
+                try:
+                    point = SweepPoint(size, run.wait())
+                finally:
+                    run.stop()
+                points.append(point)
+                if progress is not None:
+                    progress(point)
+        finally:
+            console.command(f"SET default_pool_size = {original}")
+    return original, points

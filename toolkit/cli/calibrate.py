@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
@@ -14,7 +15,14 @@ import typer
 from toolkit.adapters import inventory
 from toolkit.adapters.secrets import Secrets
 from toolkit.cli.status import ExitStatus
-from toolkit.domain.calibrate import PoolMeasure, database_hold_factor, inventory_hold_factor, measure
+from toolkit.domain.calibrate import (
+    PoolMeasure,
+    database_hold_factor,
+    inventory_hold_factor,
+    knee,
+    measure,
+    values_for_pool,
+)
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.sizing import plan
 from toolkit.domain.targets import endpoints
@@ -25,6 +33,16 @@ if TYPE_CHECKING:
 
 CALIBRATE_SCHEMA = {"name": "toolkit.calibrate", "version": 1}
 POOL_SETTINGS = ("default_pool_size", "reserve_pool_size", "min_pool_size")
+
+
+SWEEP_SIZES = "2,4,8,16,32,64"
+
+
+class SweepWorkload(enum.StrEnum):
+    """pgbench scripts of ``--sweep``."""
+
+    django = "django"
+    tpcb = "tpcb"
 
 
 class CalibrateFormat(enum.StrEnum):
@@ -44,8 +62,45 @@ def calibrate_command(
     secrets_dir: Annotated[
         str | None, typer.Option("--secrets", help="Directory of password files (default: the lab's .lab/).")
     ] = None,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Staging only: SET pool sizes live, pgbench each, find the knee.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Run the sweep. Without it: what it would do.")] = False,
+    sizes: Annotated[str, typer.Option("--sizes", help="Sweep: pool sizes, comma-separated.")] = SWEEP_SIZES,
+    duration: Annotated[float, typer.Option("--duration", help="Sweep: seconds of pgbench per size.")] = 10.0,
+    clients: Annotated[
+        int | None, typer.Option("--clients", help="Sweep: pgbench clients (default: the plan's demand).")
+    ] = None,
+    workload: Annotated[
+        SweepWorkload, typer.Option("--workload", help="Sweep: pgbench script.")
+    ] = SweepWorkload.django,
+    database: Annotated[
+        str | None, typer.Option("--database", help="Sweep: database (default: the host's first).")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Sweep: user (default: the host's first).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Sweep: the PgBouncer host, if there are several.")
+    ] = None,
 ) -> None:
     """Measure the hold factor under live load and show the pool sizes it gives; exit 3 without traffic."""
+    if sweep or yes:
+        request = SweepRequest(
+            inventory_path,
+            secrets_dir,
+            yes,
+            sizes,
+            duration,
+            clients,
+            workload,
+            database,
+            user,
+            target,
+            timeout,
+        )
+        _sweep(request, sweep, output)
+        return
     # Imported here, not at the top: psycopg takes most of a second, and --help should not pay for it.
     from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget  # noqa: PLC0415
 
@@ -196,3 +251,149 @@ def _to_dict(
         },
         "pgbouncer": {"current": pools(current), "calibrated": pools(calibrated)},
     }
+
+
+# --- --sweep ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """The command line of ``calibrate --sweep``."""
+
+    inventory: str
+    secrets: str | None
+    yes: bool
+    sizes: str
+    duration: float
+    clients: int | None
+    workload: SweepWorkload
+    database: str | None
+    user: str | None
+    target: str | None
+    timeout: float
+
+
+def _usage(message: str) -> typer.Exit:
+    typer.echo(f"toolkit: {message}", err=True)
+    return typer.Exit(ExitStatus.USAGE)
+
+
+def _sweep(req: SweepRequest, sweep: bool, output: CalibrateFormat) -> None:
+    """Plan the sweep (refusing bad input), show it, and run it only with --yes."""
+    if not sweep:
+        raise _usage("--yes acts only with --sweep (calibrate alone changes nothing)")
+    try:
+        sizes = sorted({int(x) for x in req.sizes.split(",") if x.strip()})
+    except ValueError:
+        raise _usage(f"--sizes {req.sizes!r}: give comma-separated pool sizes, such as 4,8,16,32") from None
+    if not sizes or sizes[0] < 1 or req.duration <= 0 or (req.clients is not None and req.clients < 1):
+        raise _usage("--sizes must be at least 1, --duration above 0 and --clients at least 1")
+    data = inventory.load(req.inventory)
+    topology = topology_from_inventory(data.groups, data.hostvars)
+    hosts = {h.name: h for h in topology.pgbouncers}
+    name = req.target or next(iter(hosts))
+    if name not in hosts or (req.target is None and len(hosts) > 1):
+        raise _usage(f"pick the PgBouncer host to sweep with --target (one of: {', '.join(hosts)})")
+    if hosts[name].processes > 1:
+        raise _usage(
+            f"PgBouncer host {name} runs {hosts[name].processes} processes on one port: a SET reaches only "
+            "the process the admin session lands on; sweep a single-process staging PgBouncer"
+        )
+    ep = next(e for e in endpoints(topology, data.groups, data.hostvars) if e.name == name)
+    now = next(p for p in plan(topology).pgbouncer if p.host == name)
+    what: dict[str, Any] = {
+        "pgbouncer": name,
+        "address": f"{ep.address}:{ep.port}",
+        "database": req.database or hosts[name].databases[0],
+        "user": req.user or hosts[name].users[0],
+        "sizes": sizes,
+        "clients": req.clients or max(1, now.client_demand),
+        "duration_s": req.duration,
+        "workload": req.workload.value,
+        "plan_default_pool_size": now.value("default_pool_size"),
+    }
+    if not req.yes:
+        _show_dry_run(what, output)
+        typer.echo("dry run: nothing changed (add --yes to act, on a staging database only)", err=True)
+        raise typer.Exit(ExitStatus.OK)
+    admin_user = str(data.hostvars.get(name, {}).get("toolkit_pgbouncer_admin_user") or "pgbouncer_admin")
+    doc = _run_sweep(req, what, ep.address, ep.port, admin_user)
+    best = knee({p["size"]: p["tps"] for p in doc["points"]})
+    values, new_plan = values_for_pool(topology, name, best)
+    new = next(h for h in new_plan.pgbouncer if h.host == name)
+    doc |= {"knee": best, "inventory_values": values, "pgbouncer": {s: new.value(s) for s in POOL_SETTINGS}}
+    if output is CalibrateFormat.json:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    typer.echo("pool  TPS      p99 ms  errors")
+    for pt in doc["points"]:
+        typer.echo(f"{pt['size']:<5} {pt['tps']:<8.0f} {_fmt(pt['p99_ms'], 1):<7} {pt['errors']}")
+    restored = doc["sweep"]["restored_default_pool_size"]
+    typer.echo(
+        f"knee: pool {best} (smallest within 5% of the best TPS); default_pool_size {restored} restored"
+    )
+    typer.echo(
+        "inventory values that make the plan give it:  " + ", ".join(f"{k}: {v}" for k, v in values.items())
+    )
+
+
+def _run_sweep(
+    req: SweepRequest, what: dict[str, Any], address: str, port: int, admin_user: str
+) -> dict[str, Any]:
+    """Check the pgbench tables, then SET, pgbench and restore through the adapters (loads psycopg)."""
+    from toolkit.adapters import pgbench  # noqa: PLC0415
+    from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget  # noqa: PLC0415
+
+    password = Secrets.locate(req.inventory, req.secrets).password("pgbouncer_admin") or ""
+    target = pgbench.Endpoint(address, port, what["user"], what["database"])
+    env = dict(os.environ)  # pgbench finds its password as libpq does: PGPASSWORD or the password file
+    scale = pgbench.dataset_scale(target, env, req.timeout)
+    if scale is None:
+        raise _usage(
+            f"no pgbench tables in database {target.dbname}: create them on staging first: pgbench -i -s 10 "
+            f"-h {address} -p {port} -U {target.user} {target.dbname} (password: PGPASSWORD or ~/.pgpass)"
+        )
+
+    def progress(point: pgbench.SweepPoint) -> None:
+        typer.echo(
+            f"pool {point.size}: {point.result.tps:.0f} TPS, p99 {_fmt(point.result.p99_ms, 1)} ms", err=True
+        )
+
+    with AdminConsole(
+        AdminTarget(address, port, admin_user, password, what["pgbouncer"]), req.timeout
+    ) as console:
+        original, points = pgbench.sweep(
+            console,
+            target,
+            what["sizes"],
+            clients=what["clients"],
+            duration=req.duration,
+            env=env,
+            script=pgbench.DJANGO_LIKE if req.workload is SweepWorkload.django else None,
+            scale=scale,
+            progress=progress,
+        )
+    done = {**what, "restored_default_pool_size": original}
+    return {
+        "schema": CALIBRATE_SCHEMA,
+        "dry_run": False,
+        "sweep": done,
+        "points": [p.to_dict() for p in points],
+    }
+
+
+def _show_dry_run(what: dict[str, Any], output: CalibrateFormat) -> None:
+    if output is CalibrateFormat.json:
+        typer.echo(json.dumps({"schema": CALIBRATE_SCHEMA, "dry_run": True, "sweep": what}, indent=2))
+        return
+    sizes, load = ", ".join(map(str, what["sizes"])), len(what["sizes"]) * what["duration_s"]
+    typer.echo(
+        f"calibrate --sweep would, on PgBouncer {what['pgbouncer']} ({what['address']}), database "
+        f"{what['database']}, user {what['user']}:\n  1. SET default_pool_size to {sizes} in turn "
+        f"(checked in SHOW DATABASES)\n  2. at each size run pgbench ({what['workload']}, {what['clients']} "
+        f"clients, {what['duration_s']:g} s) through PgBouncer: {load:g} s of load\n  3. restore "
+        "default_pool_size to its current value at the end, even on error\n  4. print the knee (the smallest "
+        "size within 5% of the best TPS) and the inventory values that make the plan give it (now "
+        f"{what['plan_default_pool_size']})\nFor a STAGING database only: every client of this PgBouncer "
+        "gets the swept pool sizes."
+    )
