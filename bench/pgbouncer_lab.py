@@ -14,6 +14,7 @@ directory (mode 0600) and never printed.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -37,6 +38,7 @@ DATABASE = "bench"
 OWNER, OTHER, MIGRATE, ADMIN = "poolbench_a", "poolbench_b", "poolbench_migrate", "poolbench_admin"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 FIRST_PORT = 7432
+LOCK = Path(tempfile.gettempdir()) / "pool-sizing-bench.lock"
 # What PostgreSQL answers a login beyond max_connections, and what PgBouncer logs for a failed login.
 LOGIN_FAILURE = re.compile(r"remaining connection slots|login failed|too many connections", re.IGNORECASE)
 
@@ -110,6 +112,13 @@ class BenchLab:
     """The bench's temporary directory, roles, database and PgBouncer processes."""
 
     def __init__(self) -> None:
+        # One bench at a time: each run sets fresh passwords on the shared roles.
+        self._lock = LOCK.open("a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise LabError(f"another pool sizing bench holds {LOCK}: wait for it to finish") from None
         self.dir = Path(tempfile.mkdtemp(prefix="pool-sizing-"))
         self.passwords = {r: secrets.token_hex(16) for r in (OWNER, OTHER, MIGRATE, ADMIN)}
         self.bouncers: list[Bouncer] = []
@@ -143,6 +152,7 @@ class BenchLab:
             b.stop()
         self.bouncers.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
+        self._lock.close()
 
     # --- PostgreSQL -------------------------------------------------------------------------------
 

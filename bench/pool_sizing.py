@@ -498,6 +498,135 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}"
 
 
+def single_configs(
+    args: argparse.Namespace, db: DatabaseCapacity, plan_settings: dict[str, int], cal: dict[str, Any]
+) -> list[Config]:
+    """What one workload measures: the sweep, both plans, the fixed baselines, the direct ceiling."""
+    n, formula = args.clients, 2 * db.cores + db.spindles
+    hold = f"hold factor {db.hold_factor:g}, inventory/lab"
+    cfgs = [Config(f"sweep-{s}", f"sweep {s}", "sweep", s, fixed(s, n), n) for s in args.size_list]
+    cfgs += [
+        Config(
+            "plan", f"toolkit plan ({hold})", "plan", plan_settings["default_pool_size"], plan_settings, n
+        ),
+        Config(
+            "calibrated",
+            f"calibrated plan (hold factor {cal['database_hold_factor']:g}, measured)",
+            "calibrated",
+            cal["settings"]["default_pool_size"],
+            cal["settings"],
+            n,
+        ),
+        Config(
+            "pgbouncer-default",
+            f"{PGBOUNCER_DEFAULT} (PgBouncer's default)",
+            "baseline",
+            PGBOUNCER_DEFAULT,
+            fixed(PGBOUNCER_DEFAULT, n),
+            n,
+        ),
+    ]
+    if formula not in args.size_list:
+        cfgs.append(
+            Config("formula", f"2 x cores + spindles = {formula}", "baseline", formula, fixed(formula, n), n)
+        )
+    cfgs.append(
+        Config(
+            "role-default",
+            f"{ROLE_DEFAULT} (a widely used role's default)",
+            "baseline",
+            ROLE_DEFAULT,
+            fixed(ROLE_DEFAULT, n),
+            n,
+        )
+    )
+    cfgs += [
+        Config(f"direct-{c}", f"direct to PostgreSQL, {c} clients", "direct", c, {}, c)
+        for c in args.direct_list
+    ]
+    return cfgs
+
+
+def calibrate(
+    lab: BenchLab,
+    args: argparse.Namespace,
+    db: DatabaseCapacity,
+    settings: dict[str, int],
+    script: Path | None,
+    w: str,
+) -> dict[str, Any]:
+    """Run the plan (at most 8 s), measure the hold factor from SHOW STATS, and size again with it."""
+    cal = Config(
+        "calibration", "plan (calibration run)", "plan", settings["default_pool_size"], settings, args.clients
+    )
+    r = run_single(lab, cal, script, replace_duration(args, min(args.duration, 8.0)), f"cal-{w}")
+    hf = r.get("hold_factor")
+    written = inventory_hold_factor(hf) if hf else db.hold_factor
+    topology = bench_topology(replace(db, hold_factor=written), args.clients, 1, 1, 1)
+    return {
+        "measured_hold_factor": hf,
+        "database_hold_factor": written,
+        "settings": sized(topology)[1],
+        "run": r,
+    }
+
+
+def measure_all(
+    args: argparse.Namespace, db: DatabaseCapacity, log: Callable[[str], None]
+) -> tuple[dict[str, Any], dict[str, list[Config]], list[Config]]:
+    """Set up, calibrate, then every configuration once per round, interleaved."""
+    plan_settings = sized(bench_topology(db, args.clients, 1, 1, 1))[1]
+    multi_settings = sized(bench_topology(db, args.clients, 2, 2, 2))[1]
+    with BenchLab() as lab:
+        log(lab.prepare(SCALE))
+        script = lab.dir / "django_like.sql"
+        script.write_text(pgbench.DJANGO_LIKE)
+        scripts = {"tpcb": None, "django": script}
+        per: dict[str, list[Config]] = {}
+        extra: dict[str, Any] = {"postgresql": lab.settings(), "calibration": {}}
+        for w in args.workload_list:
+            log(f"calibration run ({w}) at the plan's pool {plan_settings['default_pool_size']}")
+            extra["calibration"][w] = calibrate(lab, args, db, plan_settings, scripts[w], w)
+            per[w] = single_configs(args, db, plan_settings, extra["calibration"][w])
+        multi = (
+            []
+            if args.no_multiplied
+            else [
+                Config(
+                    "multi-fixed",
+                    f"fixed {PGBOUNCER_DEFAULT} per pool",
+                    "baseline",
+                    PGBOUNCER_DEFAULT,
+                    fixed(PGBOUNCER_DEFAULT, args.clients),
+                    args.clients,
+                ),
+                Config(
+                    "multi-plan",
+                    f"toolkit plan (hold factor {db.hold_factor:g})",
+                    "plan",
+                    multi_settings["default_pool_size"],
+                    multi_settings,
+                    args.clients,
+                ),
+            ]
+        )
+
+        def single_job(w: str, c: Config) -> Callable[[int], None]:
+            return lambda rnd: c.runs.append(
+                {"round": rnd + 1, **run_single(lab, c, scripts[w], args, f"{w}-{c.key}-{rnd}")}
+            )
+
+        def multi_job(c: Config) -> Callable[[int], None]:
+            return lambda rnd: c.runs.append(
+                {"round": rnd + 1, **run_multiplied(lab, c.settings, script, args, f"{c.key}-{rnd}")}
+            )
+
+        jobs = [(f"{w} {c.label}", single_job(w, c)) for w in args.workload_list for c in per[w]]
+        jobs += [(f"multiplied {c.label}", multi_job(c)) for c in multi]
+        interleaved(args.rounds, jobs, log)
+    return extra, per, multi
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the bench and write pool_sizing.json, .md and .png."""
     args = parse_args(argv)
@@ -510,147 +639,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - t0:6.0f} s] {msg}", flush=True)
 
     db = lab_database()
-    formula = 2 * db.cores + db.spindles
-    single_plan, plan_settings = sized(bench_topology(db, args.clients, 1, 1, 1))
-    multi_topology = bench_topology(db, args.clients, 2, 2, 2)
-    multi_plan, multi_settings = sized(multi_topology)
     try:
-        with BenchLab() as lab:
-            log(lab.prepare(SCALE))
-            pg = lab.settings()
-            scripts = {"tpcb": None, "django": lab.dir / "django_like.sql"}
-            (lab.dir / "django_like.sql").write_text(pgbench.DJANGO_LIKE)
-            per: dict[str, list[Config]] = {}
-            calibration: dict[str, Any] = {}
-            for w in args.workload_list:
-                # Calibration: run the plan, read SHOW STATS, size again with the measured hold factor.
-                cal = Config(
-                    "calibration",
-                    "plan (calibration run)",
-                    "plan",
-                    plan_settings["default_pool_size"],
-                    plan_settings,
-                    args.clients,
-                )
-                log(f"calibration run ({w}) at the plan's pool {cal.pool}")
-                r = run_single(
-                    lab, cal, scripts[w], replace_duration(args, min(args.duration, 8.0)), f"cal-{w}"
-                )
-                hf = r.get("hold_factor")
-                written = inventory_hold_factor(hf) if hf else db.hold_factor
-                _, cal_settings = sized(
-                    replace(
-                        bench_topology(db, args.clients, 1, 1, 1), database=replace(db, hold_factor=written)
-                    )
-                )
-                calibration[w] = {
-                    "measured_hold_factor": hf,
-                    "database_hold_factor": written,
-                    "settings": cal_settings,
-                    "run": r,
-                }
-                cfgs = [
-                    Config(f"sweep-{n}", f"sweep {n}", "sweep", n, fixed(n, args.clients), args.clients)
-                    for n in args.size_list
-                ]
-                cfgs.append(
-                    Config(
-                        "plan",
-                        f"toolkit plan (hold factor {db.hold_factor:g}, inventory/lab)",
-                        "plan",
-                        plan_settings["default_pool_size"],
-                        plan_settings,
-                        args.clients,
-                    )
-                )
-                cfgs.append(
-                    Config(
-                        "calibrated",
-                        f"calibrated plan (hold factor {written:g}, measured)",
-                        "calibrated",
-                        cal_settings["default_pool_size"],
-                        cal_settings,
-                        args.clients,
-                    )
-                )
-                cfgs.append(
-                    Config(
-                        "pgbouncer-default",
-                        f"{PGBOUNCER_DEFAULT} (PgBouncer's default)",
-                        "baseline",
-                        PGBOUNCER_DEFAULT,
-                        fixed(PGBOUNCER_DEFAULT, args.clients),
-                        args.clients,
-                    )
-                )
-                if formula not in args.size_list:
-                    cfgs.append(
-                        Config(
-                            "formula",
-                            f"2 x cores + spindles = {formula}",
-                            "baseline",
-                            formula,
-                            fixed(formula, args.clients),
-                            args.clients,
-                        )
-                    )
-                cfgs.append(
-                    Config(
-                        "role-default",
-                        f"{ROLE_DEFAULT} (a widely used role's default)",
-                        "baseline",
-                        ROLE_DEFAULT,
-                        fixed(ROLE_DEFAULT, args.clients),
-                        args.clients,
-                    )
-                )
-                cfgs += [
-                    Config(f"direct-{n}", f"direct to PostgreSQL, {n} clients", "direct", n, {}, n)
-                    for n in args.direct_list
-                ]
-                per[w] = cfgs
-
-            multi_cfgs = []
-            if not args.no_multiplied:
-                multi_cfgs = [
-                    Config(
-                        "multi-fixed",
-                        f"fixed {PGBOUNCER_DEFAULT} per pool",
-                        "baseline",
-                        PGBOUNCER_DEFAULT,
-                        fixed(PGBOUNCER_DEFAULT, args.clients),
-                        args.clients,
-                    ),
-                    Config(
-                        "multi-plan",
-                        f"toolkit plan (hold factor {db.hold_factor:g})",
-                        "plan",
-                        multi_settings["default_pool_size"],
-                        multi_settings,
-                        args.clients,
-                    ),
-                ]
-
-            def single_job(w: str, c: Config) -> Callable[[int], None]:
-                return lambda rnd: c.runs.append(
-                    {"round": rnd + 1, **run_single(lab, c, scripts[w], args, f"{w}-{c.key}-{rnd}")}
-                )
-
-            def multi_job(c: Config) -> Callable[[int], None]:
-                script = scripts["django"]
-                assert script is not None
-                return lambda rnd: c.runs.append(
-                    {"round": rnd + 1, **run_multiplied(lab, c.settings, script, args, f"{c.key}-{rnd}")}
-                )
-
-            jobs = [(f"{w} {c.label}", single_job(w, c)) for w in args.workload_list for c in per[w]]
-            jobs += [(f"multiplied {c.label}", multi_job(c)) for c in multi_cfgs]
-            interleaved(args.rounds, jobs, log)
+        extra, per, multi = measure_all(args, db, log)
     except LabError as exc:
         print(f"pool_sizing: {exc}", file=sys.stderr)
         return 1
     elapsed = time.monotonic() - t0
-
+    single_plan, plan_settings = sized(bench_topology(db, args.clients, 1, 1, 1))
     now = dt.datetime.now(dt.UTC)
     doc: dict[str, Any] = {
         "schema": SCHEMA,
@@ -665,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": args.size_list,
             "direct": args.direct_list,
             "scale": SCALE,
-            "postgresql": pg,
+            "postgresql": extra["postgresql"],
             "pgbench_threads": 2,
             "command": "python bench/pool_sizing.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
@@ -676,12 +671,19 @@ def main(argv: list[str] | None = None) -> int:
                 "active_target": single_plan.budget.active_target,
                 "hold_factor": db.hold_factor,
             },
-            "calibration": calibration,
+            "calibration": extra["calibration"],
         },
-        "single": {w: workload_report(per[w], formula) for w in args.workload_list},
+        "single": {w: workload_report(per[w], 2 * db.cores + db.spindles) for w in args.workload_list},
     }
-    if multi_cfgs:
-        doc["multiplied"] = multiplied_report(multi_cfgs, multi_settings, multi_plan, doc)
+    if multi:
+        multi_plan, multi_settings = sized(bench_topology(db, args.clients, 2, 2, 2))
+        doc["multiplied"] = multiplied_report(multi, multi_settings, multi_plan, doc)
+    write_reports(doc, args, out, elapsed)
+    return 0
+
+
+def write_reports(doc: dict[str, Any], args: argparse.Namespace, out: Path, elapsed: float) -> None:
+    """pool_sizing.json, .md (printed too) and .png under ``out``."""
     (out / "pool_sizing.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     lines = [
         f"# Pool sizing ({doc['meta']['date']}, {doc['meta']['machine']})",
@@ -692,13 +694,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for w in args.workload_list:
         lines += [*table_lines(w, doc["single"][w]), ""]
-    if multi_cfgs:
+    if "multiplied" in doc:
         lines += multiplied_lines(doc["multiplied"])
     (out / "pool_sizing.md").write_text("\n".join(lines) + "\n")
     chart(doc, out / "pool_sizing.png")
     print("\n".join(lines))
     print(f"\nwritten: {out / 'pool_sizing.json'}, .md, .png ({elapsed / 60:.1f} min)")
-    return 0
 
 
 def multiplied_report(
