@@ -1,0 +1,110 @@
+"""The doctor_fleet harness on a tiny fleet: it starts its PgBouncers, doctor reads every target, and
+nothing it started is left running, also when the block that uses the fleet fails. No timing asserts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "doctor_fleet.py"
+
+
+def harness() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("doctor_fleet", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def processes_under(directory: Path) -> list[str]:
+    """Command lines of the running processes that name a file under ``directory``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # the process ended meanwhile
+        if any(str(directory) in arg for arg in argv):
+            found.append(" ".join(argv).strip())
+    return found
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_two_sizes_every_target_read_and_nothing_left_running(tmp_path: Path) -> None:
+    out = tmp_path / "runs.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--sizes",
+            "1,2",
+            "--rounds",
+            "1",
+            "--no-warmup",
+            "--workdir",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    runs = doc["runs"]
+    assert sorted(runs) == ["1", "2"]
+    for n, measured in runs.items():
+        assert len(measured) == 1
+        run = measured[0]
+        # N PgBouncers plus the lab's PostgreSQL and Redis, every one read.
+        assert (run["targets"], run["read"], run["unread"]) == (int(n) + 2, int(n) + 2, [])
+        assert run["code"] in (0, 1, 2)  # findings are expected (the fleet is not the plan), UNKNOWN is not
+    assert "every target read in every run: yes" in proc.stdout
+    assert "127.0.0.3" in (tmp_path / "fleet-2.yml").read_text()  # N = 2 lists both PgBouncers
+    assert "127.0.0.3" not in (tmp_path / "fleet-1.yml").read_text()
+    fleet_dir = Path(doc["fleet_dir"])
+    assert fleet_dir.name.startswith("doctor-fleet-pgbouncer-")
+    assert processes_under(fleet_dir) == []
+    assert not fleet_dir.exists()
+    assert not listening("127.0.0.2", 6433)
+    assert not listening("127.0.0.3", 6433)
+    assert listening("127.0.0.1", 6432)  # the lab's PgBouncer is untouched
+
+
+def test_the_fleet_is_stopped_when_the_block_fails() -> None:
+    fleet_module = harness()
+    seen: dict[str, object] = {}
+    with pytest.raises(RuntimeError, match="failed on purpose"), fleet_module.fleet(2) as running:
+        seen["dir"] = running.workdir
+        seen["listening"] = [listening("127.0.0.2", 6433), listening("127.0.0.3", 6433)]
+        seen["processes"] = len(processes_under(running.workdir))
+        raise RuntimeError("failed on purpose")
+    assert seen["listening"] == [True, True]
+    assert seen["processes"] == 2
+    assert isinstance(seen["dir"], Path)
+    assert processes_under(seen["dir"]) == []
+    assert not seen["dir"].exists()
+    assert not listening("127.0.0.2", 6433)
+    assert not listening("127.0.0.3", 6433)
