@@ -3,7 +3,12 @@
 Runs, interleaved so that drift on the machine hits every command alike, ``toolkit --help``,
 ``toolkit plan -i inventory/lab --format json`` and ``python -c "import typer"`` for N rounds, then prints
 each one's median wall time and its ratio to the typer baseline. The goal (issue 6) is a ratio of at
-most 1.3: the drivers (psycopg, redis, ansible) are imported only by the commands that use them.
+most 1.3: the drivers (psycopg, redis, ansible) and rich are imported only by the commands that use them.
+
+``toolkit plan`` reads the inventory through ``ansible-inventory --list`` (a subprocess: the public
+interface, which also decrypts nothing and caches nothing). That subprocess is timed as its own row, and
+``plan`` without it is shown as the difference of the two medians, so the part the toolkit controls is
+visible beside the part Ansible's own start-up costs.
 
 Usage: ``python bench/cli_startup.py [--rounds 15] [--inventory inventory/lab]`` (``make bench``).
 """
@@ -29,7 +34,13 @@ def commands(inventory: str) -> dict[str, list[str]]:
         'python -c "import typer"': [sys.executable, "-c", "import typer"],
         "toolkit --help": [toolkit, "--help"],
         f"toolkit plan -i {inventory} --format json": [toolkit, "plan", "-i", inventory, "--format", "json"],
+        f"ansible-inventory -i {inventory} --list": [str(ansible_inventory()), "-i", inventory, "--list"],
     }
+
+
+def ansible_inventory() -> Path:
+    """The ansible-inventory the toolkit runs: the one beside this Python, as the inventory adapter does."""
+    return BIN / "ansible-inventory"
 
 
 def time_once(argv: list[str]) -> float:
@@ -54,17 +65,27 @@ def main() -> int:
     for _ in range(args.rounds):
         for label, argv in cmds.items():
             times[label].append(time_once(argv))
-    base_label = next(iter(cmds))
-    base = statistics.median(times[base_label])
-    width = max(map(len, cmds))
+    labels = list(cmds)
+    base_label, help_label, plan_label, inv_label = labels
+    med = {label: statistics.median(samples) for label, samples in times.items()}
+    base = med[base_label]
+    rows: list[tuple[str, float, float | None]] = [(label, med[label], min(times[label])) for label in labels]
+    rows.append(
+        ("toolkit plan without ansible-inventory (difference)", med[plan_label] - med[inv_label], None)
+    )
+    width = max(len(r[0]) for r in rows)
     print(f"{'command':<{width}}  median ms  min ms  ratio to typer   ({args.rounds} rounds, interleaved)")
-    over = False
-    for label, samples in times.items():
-        med = statistics.median(samples)
-        ratio = med / base
-        over |= label != base_label and ratio > GOAL
-        print(f"{label:<{width}}  {med * 1000:9.0f}  {min(samples) * 1000:6.0f}  {ratio:14.2f}")
-    print(f"goal: every toolkit command at most {GOAL} x the typer baseline: {'missed' if over else 'met'}")
+    for label, value, fastest in rows:
+        low = f"{fastest * 1000:6.0f}" if fastest is not None else f"{'-':>6}"
+        print(f"{label:<{width}}  {value * 1000:9.0f}  {low}  {value / base:14.2f}")
+    for label in (help_label, plan_label):
+        ratio = med[label] / base
+        print(f"goal {label}: {ratio:.2f} x typer (at most {GOAL}): {'met' if ratio <= GOAL else 'missed'}")
+    if med[inv_label] > GOAL * base:
+        print(
+            f"ansible-inventory alone takes {med[inv_label] / base:.2f} x typer's import: no toolkit command "
+            "that reads an inventory through it can be within the goal"
+        )
     return 0
 
 
