@@ -16,6 +16,7 @@ from typing import Any
 
 import django
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,6 +184,14 @@ def test_nested_budgets_both_count() -> None:
         with query_budget(max_queries=1) as inner:
             Author.objects.count()
     assert (len(outer.executed), len(inner.executed)) == (2, 1)
+
+
+def test_the_async_orm_called_from_the_test_thread_is_counted() -> None:
+    async def view() -> int:
+        return await Book.objects.acount() + await Author.objects.acount()
+
+    with pytest.raises(QueryBudgetExceeded, match="2 queries, max_queries=1"), query_budget(max_queries=1):
+        async_to_sync(view)()
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
