@@ -168,6 +168,7 @@ def run_single(
     try:
         res = run.wait()
     finally:
+        run.stop()  # on an interrupt, before it leaves the list close() cleans up
         lab.runs.remove(run)
     elapsed = time.monotonic() - started
     out: dict[str, Any] = {
@@ -235,6 +236,7 @@ def run_multiplied(
         results = [r.wait() for r in runs]
     finally:
         for r in runs:
+            r.stop()
             lab.runs.remove(r)
     prober.join(timeout=30)
     failures = [ln for b in bouncers for ln in b.login_failures()]
