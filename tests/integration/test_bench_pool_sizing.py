@@ -136,12 +136,12 @@ def test_sigterm_mid_run_stops_every_pgbouncer(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert any("pgbouncer" in p for p in leftovers()), "the bench never started its PgBouncer"
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        output, _ = proc.communicate(timeout=60)  # reads and closes the pipe
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-    assert proc.returncode != 0
+            proc.communicate()
+    assert proc.returncode != 0, output[-2000:]
     assert leftovers() == []
     assert not (tmp_path / "pool_sizing.json").exists()
 
