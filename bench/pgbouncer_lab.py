@@ -22,9 +22,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ class BenchLab:
         self.passwords = {r: secrets.token_hex(16) for r in (OWNER, OTHER, MIGRATE, ADMIN)}
         self.bouncers: list[Bouncer] = []
         self.runs: list[pgbench.Run] = []
+        self.cleanups: list[Callable[[], None]] = []  # run first by close(), newest first
         self._next_port = FIRST_PORT
         self._seq = 0
         pgpass = self.dir / "pgpass"
@@ -146,6 +148,11 @@ class BenchLab:
 
     def close(self) -> None:
         """Stop every pgbench and PgBouncer this lab started and remove the temporary directory."""
+        while self.cleanups:
+            try:
+                self.cleanups.pop()()
+            except Exception as exc:  # the rest of the cleanup must still run
+                print(f"bench cleanup: {exc}", file=sys.stderr)
         for run in self.runs:
             run.stop()
         for b in self.bouncers:
@@ -187,6 +194,20 @@ class BenchLab:
             note = f"pgbench -i -s {scale} into database {DATABASE}"
         psql_super(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {OTHER}", DATABASE)
         return note
+
+    def serve_role(self, role: str) -> None:
+        """Let the bench's PgBouncers log ``role`` in (clients and servers) with PostgreSQL's own verifier.
+
+        The SCRAM secret goes into the auth file exactly as pg_authid holds it, which lets PgBouncer log
+        into PostgreSQL as that role without knowing its password (the lab's PgBouncer does the same).
+        """
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", role):
+            raise LabError(f"not a plain role name: {role!r}")
+        secret = psql_super(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'").strip()  # noqa: S608
+        if not secret.startswith("SCRAM-SHA-256$"):
+            raise LabError(f"role {role} has no SCRAM password in PostgreSQL: the bench cannot serve it")
+        with (self.dir / "userlist.txt").open("a") as fh:
+            fh.write(f'"{role}" "{secret}"\n')
 
     def reset_tables(self) -> None:
         """What pgbench does before a run without -n: vacuum the small tables, empty the history."""

@@ -1,17 +1,24 @@
 """Pool sizing: the toolkit's plan against a sweep of pool sizes and the fixed sizes others ship.
 
-Single pool, per workload (pgbench TPC-B, and a Django-like transaction: BEGIN; 4 SELECT by primary
-key; 1 UPDATE; COMMIT), ``--clients`` clients through one PgBouncer in transaction mode:
+Single pool, per workload (pgbench TPC-B; a Django-like transaction: BEGIN; 4 SELECT by primary
+key; 1 UPDATE; COMMIT; and the lab's demo Django app over HTTP, ``GET /books/`` under wrk, when
+the lab deployed it: bench/demo_http.py), ``--clients`` clients through one PgBouncer in
+transaction mode:
 
 - the sweep: default_pool_size over ``--sizes`` (2..64);
 - the toolkit's plan: ``toolkit.domain.sizing.plan`` for this bench's topology (one PgBouncer process,
-  one pool, the clients as the app's demand, the lab database's capacity from inventory/lab, its hold
-  factor 5), every setting it sizes applied;
+  one pool, the clients as the app's demand (for HTTP: the demo instance's gunicorn workers x threads),
+  the lab database's capacity from inventory/lab, its hold factor 5), every setting it sizes applied;
 - the calibrated plan: the same with the hold factor measured by ``toolkit.domain.calibrate`` from SHOW
   STATS while the plan ran (a calibration run per workload before the rounds);
 - fixed baselines: 20 (PgBouncer's default), 2 x cores + spindles = 4 (the sweep's run at 4), 100 (a
   widely used role's default);
-- the ceiling: straight to PostgreSQL, no pooler, with ``--direct`` clients (16 and 32).
+- the ceiling: straight to PostgreSQL, no pooler, with ``--direct`` clients (16 and 32; for HTTP, wrk
+  connections to an instance whose database is PostgreSQL itself).
+
+For HTTP the "TPS" columns are requests per second and the p99 is wrk's; each run starts its own demo
+instance (gunicorn gthread, ``--http-workers`` processes x enough threads for the clients) and a 2 s
+warm-up that is not counted. Without the demo app (or wrk) the HTTP workload is skipped and says why.
 
 Multiplied topology: 2 PgBouncer processes on one port (so_reuseport) x 2 databases x 2 users = 8
 pools under the same clients (4 pgbench processes, one per (database, user)), the fixed size 20 per
@@ -24,14 +31,17 @@ drift hits all alike; the tables give medians. Each PgBouncer is started for its
 it (bench/pgbouncer_lab.py), so no server connection outlives its run.
 
 Usage: ``python bench/pool_sizing.py [--duration 15] [--rounds 2] [--clients 200] [--sizes 2,4,...]
-[--quick] [--out bench/results]`` (``make bench``). Results: pool_sizing.json, .md and .png in --out.
+[--workloads tpcb,django,http] [--http-workers 4] [--quick] [--out bench/results]`` (``make bench``).
+Results: pool_sizing.json, .md and .png in --out.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import signal
@@ -39,7 +49,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pgbouncer_lab import OTHER, OWNER, BenchLab, LabError  # noqa: E402
+import demo_http  # noqa: E402
+from pgbouncer_lab import DATABASE, OTHER, OWNER, PG_HOST, PG_PORT, BenchLab, LabError  # noqa: E402
 
 from toolkit.adapters import inventory, pgbench  # noqa: E402
 from toolkit.domain.calibrate import database_hold_factor, inventory_hold_factor, measure  # noqa: E402
@@ -62,7 +73,9 @@ SCALE = 10
 WORKLOADS = {
     "tpcb": "pgbench TPC-B (builtin)",
     "django": "Django-like (BEGIN; 4 SELECT by pk; 1 UPDATE; COMMIT)",
+    "http": "demo Django app over HTTP (GET /books/, wrk; requests/s)",
 }
+UNIT = {"http": "requests/s"}  # what the "TPS" columns count; transactions per second otherwise
 PLAN_SETTINGS = (
     "default_pool_size",
     "min_pool_size",
@@ -110,15 +123,18 @@ def lab_database() -> DatabaseCapacity:
     return topology_from_inventory(data.groups, data.hostvars).database
 
 
-def bench_topology(db: DatabaseCapacity, clients: int, processes: int, dbs: int, users: int) -> Topology:
-    """This bench as a topology: one PgBouncer host, ``clients`` as one app node's demand."""
+def bench_topology(
+    db: DatabaseCapacity, clients: int, processes: int, dbs: int, users: int, node: AppNode | None = None
+) -> Topology:
+    """This bench as a topology: one PgBouncer host, ``clients`` as one app node's demand (or ``node``)."""
     host = PgBouncerHost(
         "bench",
         databases=tuple(f"bench_{i}" for i in range(dbs)) if dbs > 1 else ("bench",),
         users=(OWNER, OTHER)[:users],
         processes=processes,
     )
-    node = AppNode("pgbench", ServerKind.WSGI_SYNC, workers=clients, pgbouncer_hosts=("bench",))
+    node = node or AppNode("pgbench", ServerKind.WSGI_SYNC, workers=clients)
+    node = replace(node, pgbouncer_hosts=("bench",))
     return Topology(database=db, pgbouncers=(host,), app_nodes=(node,))
 
 
@@ -138,60 +154,113 @@ def fixed(pool: int, clients: int) -> dict[str, int]:
 # --- running ----------------------------------------------------------------------------------------
 
 
-def run_single(
-    lab: BenchLab, cfg: Config, script: Path | None, args: argparse.Namespace, tag: str
-) -> dict[str, Any]:
-    """One pgbench run of one configuration; the PgBouncer lives only for the run."""
-    lab.reset_tables()
+class PgbenchLoad:
+    """pgbench against the bench database (its builtin TPC-B, or a script)."""
+
+    database = DATABASE
+
+    def __init__(self, script: Path | None) -> None:
+        self.script = script
+
+    def reset(self, lab: BenchLab) -> None:
+        """Vacuum the small tables and empty the history, as pgbench does before a run without -n."""
+        lab.reset_tables()
+
+    @contextlib.contextmanager
+    def ready(
+        self, lab: BenchLab, port: int, cfg: Config, args: argparse.Namespace, tag: str
+    ) -> Iterator[Callable[[], dict[str, Any]]]:
+        """Nothing to start: the load is a pgbench process, run by the function yielded."""
+
+        def go() -> dict[str, Any]:
+            run = pgbench.Run(
+                lab.endpoint(port),
+                clients=cfg.clients,
+                threads=2,
+                duration=args.duration,
+                env=lab.env,
+                log_prefix=lab.dir / f"log-{tag}",
+                script=self.script,
+                scale=SCALE,
+            )
+            lab.runs.append(run)
+            try:
+                res = run.wait()
+            finally:
+                run.stop()  # on an interrupt, before it leaves the list close() cleans up
+                lab.runs.remove(run)
+            return {
+                "tps": res.tps,
+                "p50_ms": res.p50_ms,
+                "p99_ms": res.p99_ms,
+                "transactions": res.transactions,
+                "failed": res.failed,
+                "aborted_clients": res.aborted_clients,
+                "pgbench_exit": res.returncode,
+                "error": res.error,
+            }
+
+        yield go
+
+
+class HttpLoad:
+    """wrk against an instance of the demo app whose database is the run's PgBouncer (or PostgreSQL)."""
+
+    def __init__(self, demo: demo_http.DemoHttp, warmup: float) -> None:
+        self.demo, self.warmup = demo, warmup
+        self.database = demo.database
+
+    def reset(self, lab: BenchLab) -> None:
+        """Nothing: GET /books/ only reads."""
+
+    @contextlib.contextmanager
+    def ready(
+        self, lab: BenchLab, port: int, cfg: Config, args: argparse.Namespace, tag: str
+    ) -> Iterator[Callable[[], dict[str, Any]]]:
+        """Start the instance, warm it up (not counted), yield the measured load, stop it."""
+        host, db_port = self.demo.direct if cfg.kind == "direct" else (PG_HOST, port)
+        self.demo.start(host, db_port)
+        try:
+            self.demo.load(cfg.clients, self.warmup)  # every worker booted, imports and URLconf loaded
+            yield lambda: self.demo.load(cfg.clients, args.duration)
+        finally:
+            self.demo.stop()
+
+
+Load = PgbenchLoad | HttpLoad
+
+
+def run_single(lab: BenchLab, cfg: Config, load: Load, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """One run of one configuration; the PgBouncer (and a demo instance) live only for the run."""
+    load.reset(lab)
     before = lab.backends()
-    load = os.getloadavg()[0]
+    loadavg = os.getloadavg()[0]
     bouncers = []
     stats0: list[dict[str, Any]] = []
-    port = pgbench_port = 5432
-    if cfg.kind != "direct":
-        bouncers = lab.start(cfg.settings, {"bench": "bench"})
-        port = pgbench_port = bouncers[0].port
-        with bouncers[0].admin() as console:
-            stats0 = console.rows("SHOW STATS")
-    started = time.monotonic()
-    run = pgbench.Run(
-        lab.endpoint(pgbench_port),
-        clients=cfg.clients,
-        threads=2,
-        duration=args.duration,
-        env=lab.env,
-        log_prefix=lab.dir / f"log-{tag}",
-        script=script,
-        scale=SCALE,
-    )
-    lab.runs.append(run)
+    stats1: list[dict[str, Any]] = []
+    port = PG_PORT
     try:
-        res = run.wait()
+        if cfg.kind != "direct":
+            bouncers = lab.start(cfg.settings, {load.database: load.database})
+            port = bouncers[0].port
+        with load.ready(lab, port, cfg, args, tag) as go:
+            if bouncers:
+                with bouncers[0].admin() as console:
+                    stats0 = console.rows("SHOW STATS")
+            started = time.monotonic()
+            out = go()
+            elapsed = time.monotonic() - started
+            if bouncers:
+                with bouncers[0].admin() as console:
+                    stats1 = console.rows("SHOW STATS")
     finally:
-        run.stop()  # on an interrupt, before it leaves the list close() cleans up
-        lab.runs.remove(run)
-    elapsed = time.monotonic() - started
-    out: dict[str, Any] = {
-        "tps": res.tps,
-        "p50_ms": res.p50_ms,
-        "p99_ms": res.p99_ms,
-        "transactions": res.transactions,
-        "failed": res.failed,
-        "aborted_clients": res.aborted_clients,
-        "pgbench_exit": res.returncode,
-        "error": res.error,
-        "backends_before": before,
-        "loadavg_1m_before": load,
-        "port": port,
-    }
+        lab.stop(bouncers)
+    out.update({"backends_before": before, "loadavg_1m_before": loadavg, "port": port})
     if bouncers:
-        with bouncers[0].admin() as console:
-            stats1 = console.rows("SHOW STATS")
-        pools = [m for m in measure("bench", stats0, stats1, elapsed) if m.database == "bench"]
+        pools = [m for m in measure("bench", stats0, stats1, elapsed) if m.database == load.database]
         out["hold_factor"] = database_hold_factor(pools)
         out["connections_in_use"] = pools[0].in_use if pools else None
         out["login_failures"] = sum(len(b.login_failures()) for b in bouncers)
-        lab.stop(bouncers)
     return out
 
 
@@ -333,7 +402,7 @@ def table_lines(name: str, rep: dict[str, Any]) -> list[str]:
     lines = [
         f"### {WORKLOADS[name]}",
         "",
-        "| configuration | pool | TPS (median) | p99 ms | TPS / best | "
+        f"| configuration | pool | {UNIT.get(name, 'TPS')} (median) | p99 ms | ratio to best | "
         "p99 / best's | hold factor | errors | logins refused |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -345,7 +414,10 @@ def table_lines(name: str, rep: dict[str, Any]) -> list[str]:
         )
     b = rep["best"]
     lines.append("")
-    lines.append(f"Best of the sweep: pool {b['pool']}, {fmt(b['tps'])} TPS, p99 {fmt(b['p99_ms'], 1)} ms.")
+    lines.append(
+        f"Best of the sweep: pool {b['pool']}, {fmt(b['tps'])} {UNIT.get(name, 'TPS')}, "
+        f"p99 {fmt(b['p99_ms'], 1)} ms."
+    )
     for kind, g in rep["goal"].items():
         lines.append(
             f"Goal ({kind}: TPS >= {TPS_GOAL:.0%} of best and p99 <= {P99_GOAL} x best's): "
@@ -427,7 +499,7 @@ def chart(doc: dict[str, Any], path: Path) -> None:
         ax.set_xticks(sorted({r["pool"] for r in rows if r["kind"] != "direct"}))
         ax.get_xaxis().set_major_formatter(mpl.ticker.ScalarFormatter())
         ax.set_xlabel("default_pool_size")
-        ax.set_ylabel("TPS (median)")
+        ax.set_ylabel(f"{UNIT.get(name, 'TPS')} (median)")
         ax.set_ylim(bottom=0)
         ax.set_title(WORKLOADS[name], fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -466,13 +538,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=200)
     p.add_argument("--sizes", default="2,4,8,16,32,64", help="pool sizes of the sweep")
     p.add_argument("--direct", default="16,32", help="client counts straight to PostgreSQL")
-    p.add_argument("--workloads", default="tpcb,django")
+    p.add_argument(
+        "--workloads", default="tpcb,django,http", help="http is skipped, saying why, without the demo app"
+    )
+    p.add_argument(
+        "--http-workers",
+        type=int,
+        default=4,
+        help="gunicorn processes of the demo instance (threads: clients / workers)",
+    )
     p.add_argument("--no-multiplied", action="store_true", help="skip the multiplied topology")
-    p.add_argument("--quick", action="store_true", help="tiny: sizes 2,4, 8 clients, 2 s, 1 round")
+    p.add_argument("--quick", action="store_true", help="tiny: sizes 2,4, 8 clients, 2 s, 1 round, 1 worker")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.clients, args.duration, args.rounds, args.direct = "2,4", 8, 2.0, 1, "2,4"
+        args.http_workers = 1
     try:
         args.size_list = sorted({int(x) for x in args.sizes.split(",")})
         args.direct_list = sorted({int(x) for x in args.direct.split(",")})
@@ -484,6 +565,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
     if args.duration < 1 or args.rounds < 1 or args.clients < 4 or min(args.size_list) < 1:
         p.error("--duration >= 1, --rounds >= 1, --clients >= 4 and sizes >= 1")
+    if not 1 <= args.http_workers <= args.clients:
+        p.error("--http-workers between 1 and --clients")
     return args
 
 
@@ -549,22 +632,34 @@ def single_configs(
     return cfgs
 
 
+def http_threads(args: argparse.Namespace) -> int:
+    """Threads per demo process so that the instance holds every client at once."""
+    return math.ceil(int(args.clients) / int(args.http_workers))
+
+
+def app_node(w: str, args: argparse.Namespace) -> AppNode | None:
+    """The app node the plan sizes for: the demo instance for HTTP; None (pgbench's clients) otherwise."""
+    if w != "http":
+        return None
+    return AppNode("demo", ServerKind.WSGI_GTHREAD, workers=args.http_workers, threads=http_threads(args))
+
+
 def calibrate(
     lab: BenchLab,
     args: argparse.Namespace,
     db: DatabaseCapacity,
     settings: dict[str, int],
-    script: Path | None,
+    load: Load,
     w: str,
 ) -> dict[str, Any]:
     """Run the plan (at most 8 s), measure the hold factor from SHOW STATS, and size again with it."""
     cal = Config(
         "calibration", "plan (calibration run)", "plan", settings["default_pool_size"], settings, args.clients
     )
-    r = run_single(lab, cal, script, replace_duration(args, min(args.duration, 8.0)), f"cal-{w}")
+    r = run_single(lab, cal, load, replace_duration(args, min(args.duration, 8.0)), f"cal-{w}")
     hf = r.get("hold_factor")
     written = inventory_hold_factor(hf) if hf else db.hold_factor
-    topology = bench_topology(replace(db, hold_factor=written), args.clients, 1, 1, 1)
+    topology = bench_topology(replace(db, hold_factor=written), args.clients, 1, 1, 1, app_node(w, args))
     return {
         "measured_hold_factor": hf,
         "database_hold_factor": written,
@@ -576,20 +671,41 @@ def calibrate(
 def measure_all(
     args: argparse.Namespace, db: DatabaseCapacity, log: Callable[[str], None]
 ) -> tuple[dict[str, Any], dict[str, list[Config]], list[Config]]:
-    """Set up, calibrate, then every configuration once per round, interleaved."""
-    plan_settings = sized(bench_topology(db, args.clients, 1, 1, 1))[1]
+    """Set up, calibrate, then every configuration once per round, interleaved.
+
+    A workload that cannot run here (HTTP without the demo app) is dropped from ``args.workload_list``
+    and named, with the reason, in the result's ``skipped``.
+    """
+    skipped: dict[str, str] = {}
+    if "http" in args.workload_list and (why := demo_http.unavailable()):
+        log(f"http workload skipped: {why}")
+        skipped["http"] = why
+        args.workload_list = [w for w in args.workload_list if w != "http"]
+    if not args.workload_list:
+        raise LabError("no workload left to run")
+    plans = {
+        w: sized(bench_topology(db, args.clients, 1, 1, 1, app_node(w, args)))[1] for w in args.workload_list
+    }
     multi_settings = sized(bench_topology(db, args.clients, 2, 2, 2))[1]
     with BenchLab() as lab:
         log(lab.prepare(SCALE))
         script = lab.dir / "django_like.sql"
         script.write_text(pgbench.DJANGO_LIKE)
-        scripts = {"tpcb": None, "django": script}
-        per: dict[str, list[Config]] = {}
-        extra: dict[str, Any] = {"postgresql": lab.settings(), "calibration": {}}
+        loads: dict[str, Load] = {}
         for w in args.workload_list:
-            log(f"calibration run ({w}) at the plan's pool {plan_settings['default_pool_size']}")
-            extra["calibration"][w] = calibrate(lab, args, db, plan_settings, scripts[w], w)
-            per[w] = single_configs(args, db, plan_settings, extra["calibration"][w])
+            if w == "http":
+                demo = demo_http.DemoHttp(args.http_workers, http_threads(args))
+                lab.cleanups.append(demo.close)
+                lab.serve_role(demo.user)
+                loads[w] = HttpLoad(demo, warmup=min(2.0, args.duration / 2))
+            else:
+                loads[w] = PgbenchLoad(script if w == "django" else None)
+        per: dict[str, list[Config]] = {}
+        extra: dict[str, Any] = {"postgresql": lab.settings(), "calibration": {}, "skipped": skipped}
+        for w in args.workload_list:
+            log(f"calibration run ({w}) at the plan's pool {plans[w]['default_pool_size']}")
+            extra["calibration"][w] = calibrate(lab, args, db, plans[w], loads[w], w)
+            per[w] = single_configs(args, db, plans[w], extra["calibration"][w])
         multi = (
             []
             if args.no_multiplied
@@ -615,7 +731,7 @@ def measure_all(
 
         def single_job(w: str, c: Config) -> Callable[[int], None]:
             return lambda rnd: c.runs.append(
-                {"round": rnd + 1, **run_single(lab, c, scripts[w], args, f"{w}-{c.key}-{rnd}")}
+                {"round": rnd + 1, **run_single(lab, c, loads[w], args, f"{w}-{c.key}-{rnd}")}
             )
 
         def multi_job(c: Config) -> Callable[[int], None]:
@@ -664,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
             "scale": SCALE,
             "postgresql": extra["postgresql"],
             "pgbench_threads": 2,
+            "skipped": extra["skipped"],
             "command": "python bench/pool_sizing.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
         "plan": {
@@ -677,6 +794,23 @@ def main(argv: list[str] | None = None) -> int:
         },
         "single": {w: workload_report(per[w], 2 * db.cores + db.spindles) for w in args.workload_list},
     }
+    if "http" in args.workload_list:
+        node = app_node("http", args)
+        assert node is not None
+        http_plan, http_settings = sized(bench_topology(db, args.clients, 1, 1, 1, node))
+        doc["meta"]["http"] = {
+            "endpoint": demo_http.ENDPOINT,
+            "instance": f"demo app node {demo_http.NODE}: gunicorn gthread, {node.workers} workers x "
+            f"{node.threads} threads, CONN_MAX_AGE 0 (a connection per request), cache in process memory",
+            "load": "wrk, one keep-alive connection per client, 2 threads",
+            "warmup_s": min(2.0, args.duration / 2),
+        }
+        doc["plan"]["http"] = {
+            "topology": f"1 process x 1 database x 1 user, demand = {node.workers} x {node.threads} threads",
+            "settings": http_settings,
+            "active_target": http_plan.budget.active_target,
+            "hold_factor": db.hold_factor,
+        }
     if multi:
         multi_plan, multi_settings = sized(bench_topology(db, args.clients, 2, 2, 2))
         doc["multiplied"] = multiplied_report(multi, multi_settings, multi_plan, doc)
@@ -694,8 +828,14 @@ def write_reports(doc: dict[str, Any], args: argparse.Namespace, out: Path, elap
         f"{args.rounds} round(s) interleaved, medians; took {elapsed / 60:.1f} min.",
         "",
     ]
+    for w, why in doc["meta"]["skipped"].items():
+        lines += [f"Workload {w} skipped: {why}.", ""]
     for w in args.workload_list:
-        lines += [*table_lines(w, doc["single"][w]), ""]
+        lines += table_lines(w, doc["single"][w])
+        if w == "http":
+            h = doc["meta"]["http"]
+            lines.append(f"HTTP: GET {h['endpoint']} on a {h['instance']}; {h['load']}.")
+        lines.append("")
     if "multiplied" in doc:
         lines += multiplied_lines(doc["multiplied"])
     (out / "pool_sizing.md").write_text("\n".join(lines) + "\n")
@@ -708,8 +848,8 @@ def multiplied_report(
     cfgs: list[Config], settings: dict[str, int], p: Plan, doc: dict[str, Any]
 ) -> dict[str, Any]:
     """Medians of the multiplied topology, and its goal against the Django-like sweep's best."""
-    ref = doc["single"].get("django") or next(iter(doc["single"].values()))
-    best = ref["best"]["tps"]
+    ref = doc["single"].get("django") or doc["single"].get("tpcb")  # the same unit: transactions/s
+    best = ref["best"]["tps"] if ref else None
     rows = []
     for c in cfgs:
         s = c.summary()
@@ -742,7 +882,9 @@ def multiplied_report(
         "pair, Django-like load, clients spread over the 4 (database, user) pairs",
         "plan_server_connections": p.budget.pgbouncer_server_connections,
         "plan_settings": settings,
-        "best_reference": f"{ref['best']['key']} of the single-pool sweep, {fmt(best)} TPS",
+        "best_reference": (
+            f"{ref['best']['key']} of the single-pool sweep, {fmt(best)} TPS" if ref else "none"
+        ),
         "rows": rows,
         "goal": {
             "pass": not why,

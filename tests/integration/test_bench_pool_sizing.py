@@ -1,8 +1,10 @@
 """The pool sizing harness on a tiny sweep, and ``toolkit calibrate --sweep`` against a bench PgBouncer.
 
 Both use PgBouncer processes of their own (bench/pgbouncer_lab.py, ports from 7432), never the lab's
-6432, and the database ``bench`` with roles of their own. No timing asserts: only that the harness
-measures every configuration, writes its files and stops every process it started.
+6432, and the database ``bench`` with roles of their own; the HTTP workload runs demo instances of its
+own (ports from 8201) when the lab deployed the demo app, and is skipped, saying why, when not. No
+timing asserts: only that the harness measures every configuration, writes its files and stops every
+process it started.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import pytest
 from tests.integration.conftest import BIN, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
+import demo_http
 from pgbouncer_lab import ADMIN, OWNER, BenchLab
 
 BENCH = ROOT / "bench" / "pool_sizing.py"
@@ -28,16 +32,19 @@ MARK = "pool-sizing-"  # every file of the bench (configs, logs) lives in a temp
 
 
 def leftovers() -> list[str]:
-    """Command lines of live processes that belong to a bench run (PgBouncer, pgbench)."""
+    """Live processes that belong to a bench run: PgBouncer and pgbench (their files are in the bench's
+    temp dir), demo instances (their environment names the bench's config dir)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            env = (proc / "environ").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if MARK in cmd and ("pgbouncer" in cmd or "pgbench" in cmd):
+        ours = MARK in cmd and ("pgbouncer" in cmd or "pgbench" in cmd)
+        if ours or f"TOOLKIT_DEMO_ETC={tempfile.gettempdir()}/{MARK}" in env:
             found.append(f"{proc.name}: {cmd[:120]}")
     return found
 
@@ -67,7 +74,16 @@ def test_quick_run_writes_the_json_with_every_configuration(
     assert (doc["meta"]["clients"], doc["meta"]["sizes"], doc["meta"]["rounds"]) == (8, [2, 4], 1)
     # The plan for this bench: one process, one pool, 8 clients -> pool min(target 20, 8 clients) = 8.
     assert doc["plan"]["single"]["settings"]["default_pool_size"] == 8
-    assert set(doc["single"]) == {"tpcb", "django"}
+    why_not_http = demo_http.unavailable()
+    if why_not_http is None:
+        assert set(doc["single"]) == {"tpcb", "django", "http"}
+        assert doc["meta"]["skipped"] == {}
+        # 8 clients, --quick's one gunicorn process: 8 threads, so the plan sizes for the same demand.
+        assert doc["plan"]["http"]["settings"]["default_pool_size"] == 8
+        assert "1 workers x 8 threads" in doc["meta"]["http"]["instance"]
+    else:
+        assert set(doc["single"]) == {"tpcb", "django"}
+        assert doc["meta"]["skipped"] == {"http": why_not_http}
     for name, rep in doc["single"].items():
         keys = {r["key"] for r in rep["rows"]}
         assert keys == {
@@ -112,6 +128,10 @@ def test_quick_run_writes_the_chart_and_the_table(
     assert "| toolkit plan (hold factor 5, inventory/lab) | 8 |" in md
     assert "Goal (plan: TPS >= 95% of best" in md
     assert "### Multiplied topology" in md
+    if demo_http.unavailable() is None:
+        assert "| configuration | pool | requests/s (median) |" in md
+    else:
+        assert "Workload http skipped: " in md
     assert md.strip().splitlines()[-1] in run.stdout
 
 
@@ -119,7 +139,7 @@ def test_quick_run_leaves_no_process_and_no_temp_dir(
     quick: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
     assert leftovers() == []
-    assert not [p for p in Path("/tmp").glob(MARK + "*") if p.is_dir()]
+    assert not [p for p in Path(tempfile.gettempdir()).glob(MARK + "*") if p.is_dir()]
 
 
 def test_sigterm_mid_run_stops_every_pgbouncer(tmp_path: Path) -> None:
@@ -144,6 +164,40 @@ def test_sigterm_mid_run_stops_every_pgbouncer(tmp_path: Path) -> None:
     assert proc.returncode != 0, output[-2000:]
     assert leftovers() == []
     assert not (tmp_path / "pool_sizing.json").exists()
+
+
+@pytest.mark.skipif(demo_http.unavailable() is not None, reason=str(demo_http.unavailable()))
+def test_sigterm_while_a_demo_instance_serves_stops_it(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(BENCH),
+            "--quick",
+            "--workloads",
+            "http",
+            "--no-multiplied",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any("gunicorn" in p for p in leftovers()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any("gunicorn" in p for p in leftovers()), "the bench never started a demo instance"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0, output[-2000:]
+    assert leftovers() == []
+    assert not [p for p in Path(tempfile.gettempdir()).glob(MARK + "*") if p.is_dir()]
 
 
 # --- toolkit calibrate --sweep against one of the bench's PgBouncers (never 6432) ---------------------
