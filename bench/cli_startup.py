@@ -10,17 +10,23 @@ interface, which also decrypts nothing and caches nothing). That subprocess is t
 ``plan`` without it is shown as the difference of the two medians, so the part the toolkit controls is
 visible beside the part Ansible's own start-up costs.
 
-Usage: ``python bench/cli_startup.py [--rounds 15] [--inventory inventory/lab]`` (``make bench``).
+Usage: ``python bench/cli_startup.py [--rounds 15] [--inventory inventory/lab] [--out bench/results]``
+(``make bench``). Results: cli_startup.json (every sample) and cli_startup.md in --out.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -50,11 +56,50 @@ def time_once(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def machine() -> str:
+    """CPU count and model, for the report's heading."""
+    model = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}"
+
+
+def write_results(out: Path, doc: dict[str, Any]) -> None:
+    """cli_startup.json (medians, ratios, every sample) and cli_startup.md (the table and the goals)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cli_startup.json").write_text(json.dumps(doc, indent=2) + "\n")
+    meta = doc["meta"]
+    lines = [
+        f"# CLI start-up ({meta['date']}, {meta['machine']})",
+        "",
+        f"`{meta['command']}`: {meta['rounds']} rounds, interleaved, after one untimed warm-up run of each.",
+        "",
+        "| command | median ms | min ms | ratio to typer |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in doc["rows"]:
+        low = "-" if r["min_ms"] is None else f"{r['min_ms']:.0f}"
+        lines.append(f"| `{r['command']}` | {r['median_ms']:.0f} | {low} | {r['ratio']:.2f} |")
+    lines.append("")
+    for g in doc["goals"]:
+        verdict = "met" if g["met"] else "missed"
+        lines.append(f"Goal `{g['command']}`: {g['ratio']:.2f} x typer (at most {GOAL}): {verdict}.")
+    if doc.get("note"):
+        lines += ["", doc["note"] + "."]
+    (out / "cli_startup.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> int:
     """Run the rounds and print medians and ratios (a measurement: the goal is reported, not enforced)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--inventory", default="inventory/lab")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory for the results")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -78,14 +123,43 @@ def main() -> int:
     for label, value, fastest in rows:
         low = f"{fastest * 1000:6.0f}" if fastest is not None else f"{'-':>6}"
         print(f"{label:<{width}}  {value * 1000:9.0f}  {low}  {value / base:14.2f}")
+    goals = []
     for label in (help_label, plan_label):
         ratio = med[label] / base
+        goals.append({"command": label, "ratio": ratio, "limit": GOAL, "met": ratio <= GOAL})
         print(f"goal {label}: {ratio:.2f} x typer (at most {GOAL}): {'met' if ratio <= GOAL else 'missed'}")
+    note = ""
     if med[inv_label] > GOAL * base:
-        print(
+        note = (
             f"ansible-inventory alone takes {med[inv_label] / base:.2f} x typer's import: no toolkit command "
             "that reads an inventory through it can be within the goal"
         )
+        print(note)
+    now = dt.datetime.now(dt.UTC)
+    doc = {
+        "schema": {"name": "bench.cli_startup", "version": 1},
+        "meta": {
+            "date": now.strftime("%Y-%m-%d"),
+            "finished_at": now.isoformat(timespec="seconds"),
+            "machine": machine(),
+            "rounds": args.rounds,
+            "command": "python bench/cli_startup.py " + " ".join(sys.argv[1:]),
+        },
+        "rows": [
+            {
+                "command": label,
+                "median_ms": round(value * 1000, 1),
+                "min_ms": None if fastest is None else round(fastest * 1000, 1),
+                "ratio": round(value / base, 3),
+            }
+            for label, value, fastest in rows
+        ],
+        "goals": goals,
+        "note": note,
+        "samples_ms": {label: [round(t * 1000, 1) for t in samples] for label, samples in times.items()},
+    }
+    write_results(Path(args.out), doc)
+    print(f"written: {Path(args.out) / 'cli_startup.json'}, .md")
     return 0
 
 
