@@ -14,16 +14,20 @@ Every PgBouncer it started is stopped at the end, on error and on Ctrl-C too.
 
 Goal (issue 6): 20 targets within 1.5 x one target's time.
 
-Usage: ``python bench/doctor_fleet.py [--sizes 1,5,20,50] [--rounds 5] [--workdir DIR] [--json FILE]``
-(``make bench``; run as root it runs PgBouncer as ``postgres``).
+Usage: ``python bench/doctor_fleet.py [--sizes 1,5,20,50] [--rounds 5] [--workdir DIR] [--json FILE]
+[--out bench/results]`` (``make bench``; run as root it runs PgBouncer as ``postgres``). Results:
+doctor_fleet.json (the table, the goal and every run) and doctor_fleet.md in --out; ``--json`` also
+writes every run to FILE.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
+import platform
 import pwd
 import secrets
 import shutil
@@ -310,38 +314,102 @@ def measure(
     return results, running.workdir
 
 
-def report(results: dict[int, list[tuple[Run, float]]], rounds: int) -> bool:
-    """Print wall time against N and the goal; return whether every run read every target."""
+def summarise(results: dict[int, list[tuple[Run, float]]]) -> dict[str, Any]:
+    """Medians per N, the ratio to the smallest N, the goal, and whether every run read every target."""
     sizes = sorted(results)
     base = statistics.median(run.wall for run, _ in results[sizes[0]])
-    print(
-        f"toolkit doctor --format json over N PgBouncers + the lab's PostgreSQL and Redis ({rounds} rounds)"
-    )
-    print(
-        f"{'N':>3} {'targets':>7} {'read':>5} {'median s':>9} {'min s':>6}"
-        f" {'ratio to N=' + str(sizes[0]):>14} {'ansible-inventory s':>20} {'slowest target s':>17}"
-    )
+    rows = []
     all_read = True
     for n in sizes:
         runs = [run for run, _ in results[n]]
         wall = statistics.median(r.wall for r in runs)
-        inv = statistics.median(t for _, t in results[n])
-        slowest = statistics.median(r.slowest for r in runs)
-        read = min(r.read for r in runs)
         all_read &= all(r.read == r.targets == n + 2 for r in runs)
-        print(
-            f"{n:>3} {runs[0].targets:>7} {read:>5} {wall:9.2f} {min(r.wall for r in runs):6.2f}"
-            f" {wall / base:14.2f} {inv:20.2f} {slowest:17.3f}"
+        rows.append(
+            {
+                "n": n,
+                "targets": runs[0].targets,
+                "read_min": min(r.read for r in runs),
+                "median_s": round(wall, 3),
+                "min_s": round(min(r.wall for r in runs), 3),
+                "ratio": round(wall / base, 3),
+                "ansible_inventory_s": round(statistics.median(t for _, t in results[n]), 3),
+                "slowest_target_s": round(statistics.median(r.slowest for r in runs), 4),
+                "unread": sorted({why for r in runs for why in r.unread}),
+            }
         )
-        for r in runs:
-            for why in r.unread:
-                print(f"    N={n}: not read: {why}")
+    goal = None
     if GOAL_N in results and sizes[0] == 1:
         ratio = statistics.median(run.wall for run, _ in results[GOAL_N]) / base
-        verdict = "met" if ratio <= GOAL else "missed"
-        print(f"goal: {GOAL_N} PgBouncers at most {GOAL} x one PgBouncer's time: {ratio:.2f} x, {verdict}")
-    print(f"every target read in every run: {'yes' if all_read else 'NO'}")
-    return all_read
+        goal = {"n": GOAL_N, "ratio": round(ratio, 3), "limit": GOAL, "met": ratio <= GOAL}
+    return {"base_n": sizes[0], "rows": rows, "goal": goal, "all_read": all_read}
+
+
+def report(summary: dict[str, Any], rounds: int) -> list[str]:
+    """The lines printed: wall time against N, the goal, whether every target was read."""
+    lines = [
+        f"toolkit doctor --format json over N PgBouncers + the lab's PostgreSQL and Redis ({rounds} rounds)",
+        f"{'N':>3} {'targets':>7} {'read':>5} {'median s':>9} {'min s':>6}"
+        f" {'ratio to N=' + str(summary['base_n']):>14} {'ansible-inventory s':>20} {'slowest target s':>17}",
+    ]
+    for r in summary["rows"]:
+        lines.append(
+            f"{r['n']:>3} {r['targets']:>7} {r['read_min']:>5} {r['median_s']:9.2f} {r['min_s']:6.2f}"
+            f" {r['ratio']:14.2f} {r['ansible_inventory_s']:20.2f} {r['slowest_target_s']:17.3f}"
+        )
+        lines += [f"    N={r['n']}: not read: {why}" for why in r["unread"]]
+    g = summary["goal"]
+    if g is not None:
+        verdict = "met" if g["met"] else "missed"
+        lines.append(
+            f"goal: {g['n']} PgBouncers at most {g['limit']} x one PgBouncer's time: "
+            f"{g['ratio']:.2f} x, {verdict}"
+        )
+    lines.append(f"every target read in every run: {'yes' if summary['all_read'] else 'NO'}")
+    return lines
+
+
+def machine() -> str:
+    """CPU count and model, for the report's heading."""
+    model = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {model}"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """doctor_fleet.md: the table and the goal."""
+    meta, summary = doc["meta"], doc["summary"]
+    lines = [
+        f"# Doctor over a fleet ({meta['date']}, {meta['machine']})",
+        "",
+        f"`{meta['command']}`: wall time of `toolkit doctor --format json` over N PgBouncers (127.0.0.2 "
+        f"and up) plus the lab's PostgreSQL and Redis, {meta['rounds']} rounds interleaved, medians"
+        f"{', after one untimed run of each N' if meta['warmup'] else ''}.",
+        "",
+        f"| N | targets | read (min) | median s | min s | ratio to N={summary['base_n']} | "
+        "ansible-inventory s | slowest target s |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in summary["rows"]:
+        lines.append(
+            f"| {r['n']} | {r['targets']} | {r['read_min']} | {r['median_s']:.2f} | {r['min_s']:.2f} | "
+            f"{r['ratio']:.2f} | {r['ansible_inventory_s']:.2f} | {r['slowest_target_s']:.3f} |"
+        )
+    lines.append("")
+    for r in summary["rows"]:
+        lines += [f"N={r['n']}: not read: {why}" for why in r["unread"]]
+    g = summary["goal"]
+    if g is not None:
+        verdict = "met" if g["met"] else "missed"
+        lines.append(
+            f"Goal: {g['n']} PgBouncers within {g['limit']} x one PgBouncer's time: "
+            f"{g['ratio']:.2f} x, {verdict}."
+        )
+    lines.append(f"Every target read in every run: {'yes' if summary['all_read'] else 'no'}.")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -352,6 +420,7 @@ def main() -> int:
     parser.add_argument("--workdir", help="directory for the inventories (default: a new temp dir)")
     parser.add_argument("--json", dest="json_out", help="also write every run to this file")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed first run of each N")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory for the results")
     args = parser.parse_args()
     try:
         sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -366,20 +435,39 @@ def main() -> int:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="doctor-fleet-")))
         workdir.mkdir(parents=True, exist_ok=True)
         results, fleet_dir = measure(sizes, args.rounds, workdir, warmup=not args.no_warmup)
-    ok = report(results, args.rounds)
+    summary = summarise(results)
+    print("\n".join(report(summary, args.rounds)))
+    runs = {
+        str(n): [
+            {**run.__dict__, "unread": list(run.unread), "ansible_inventory_s": inv} for run, inv in runs
+        ]
+        for n, runs in results.items()
+    }
     if args.json_out:
-        doc = {
-            "fleet_dir": str(fleet_dir),
-            "runs": {
-                str(n): [
-                    {**run.__dict__, "unread": list(run.unread), "ansible_inventory_s": inv}
-                    for run, inv in runs
-                ]
-                for n, runs in results.items()
-            },
-        }
-        Path(args.json_out).write_text(json.dumps(doc, indent=2) + "\n")
-    return 0 if ok else 1
+        Path(args.json_out).write_text(
+            json.dumps({"fleet_dir": str(fleet_dir), "runs": runs}, indent=2) + "\n"
+        )
+    now = dt.datetime.now(dt.UTC)
+    doc = {
+        "schema": {"name": "bench.doctor_fleet", "version": 1},
+        "meta": {
+            "date": now.strftime("%Y-%m-%d"),
+            "finished_at": now.isoformat(timespec="seconds"),
+            "machine": machine(),
+            "rounds": args.rounds,
+            "sizes": sizes,
+            "warmup": not args.no_warmup,
+            "command": "python bench/doctor_fleet.py " + " ".join(sys.argv[1:]),
+        },
+        "summary": summary,
+        "runs": runs,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "doctor_fleet.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "doctor_fleet.md").write_text(markdown(doc))
+    print(f"written: {out / 'doctor_fleet.json'}, .md")
+    return 0 if summary["all_read"] else 1
 
 
 if __name__ == "__main__":

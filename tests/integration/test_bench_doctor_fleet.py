@@ -64,6 +64,8 @@ def test_two_sizes_every_target_read_and_nothing_left_running(tmp_path: Path) ->
             str(tmp_path),
             "--json",
             str(out),
+            "--out",
+            str(tmp_path / "results"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -82,6 +84,15 @@ def test_two_sizes_every_target_read_and_nothing_left_running(tmp_path: Path) ->
         assert (run["targets"], run["read"], run["unread"]) == (int(n) + 2, int(n) + 2, [])
         assert run["code"] in (0, 1, 2)  # findings are expected (the fleet is not the plan), UNKNOWN is not
     assert "every target read in every run: yes" in proc.stdout
+    results = json.loads((tmp_path / "results" / "doctor_fleet.json").read_text())
+    assert results["schema"] == {"name": "bench.doctor_fleet", "version": 1}
+    assert [r["n"] for r in results["summary"]["rows"]] == [1, 2]
+    assert results["summary"]["all_read"] is True
+    assert results["summary"]["goal"] is None  # no N = 20 in this run
+    assert sorted(results["runs"]) == ["1", "2"]
+    md = (tmp_path / "results" / "doctor_fleet.md").read_text()
+    assert md.startswith("# Doctor over a fleet (")
+    assert "| 2 | 4 | 4 |" in md  # N = 2: four targets, four read
     assert "127.0.0.3" in (tmp_path / "fleet-2.yml").read_text()  # N = 2 lists both PgBouncers
     assert "127.0.0.3" not in (tmp_path / "fleet-1.yml").read_text()
     fleet_dir = Path(doc["fleet_dir"])
