@@ -11,12 +11,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS := postgresql_lab pgbouncer redis
 
-.PHONY: help venv lab lab-deploy lint unit cli integration molecule test bench clean
+.PHONY: help venv lab lab-deploy lint unit cli integration drills molecule test bench clean
 
 help:
 	@echo "make lab    deploy PostgreSQL, PgBouncer and Redis on loopback, then show the plan"
-	@echo "make test   lint, unit, CLI and integration tests against the lab, Molecule scenarios"
-	@echo "make bench  benchmarks (not part of make test): CLI start-up time against importing typer"
+	@echo "make test   lint, unit, CLI and integration tests against the lab, incident drills, Molecule scenarios"
+	@echo "make bench  benchmarks (not part of make test): CLI start-up, doctor over a fleet, pool sizing sweep"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
@@ -51,17 +51,23 @@ cli: venv
 integration: venv
 	$(BIN)/pytest -q tests/integration
 
+# The four incident drills against the demo app under HTTP load; each asserts detection and recovery.
+drills: venv
+	$(BIN)/toolkit lab drill all --seconds 5
+
 molecule: venv
 	for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s; done
 
 test: venv
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory lint unit cli lab-deploy integration molecule; \
+	$(MAKE) --no-print-directory lint unit cli lab-deploy integration drills molecule; \
 	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
 
 # Measurements, not tests: `make test` never runs them.
 bench: venv
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/doctor_fleet.py
+	$(BIN)/python bench/pool_sizing.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

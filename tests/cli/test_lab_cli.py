@@ -39,6 +39,7 @@ def _fake(ok: bool) -> object:
             "seconds": seconds,
             "requests": 10,
             "rps": 500.0,
+            "ok_rps": 500.0,
             "p50_ms": 3.0,
             "p99_ms": 9.0,
             "errors": 0,

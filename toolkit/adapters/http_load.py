@@ -35,6 +35,11 @@ class LoadResult:
     p99_ms: float
     errors: int
 
+    @property
+    def ok_rps(self) -> float:
+        """Successful responses per second: an error page served fast is not throughput."""
+        return max(self.requests - self.errors, 0) / self.seconds if self.seconds > 0 else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
         return {
@@ -43,6 +48,7 @@ class LoadResult:
             "seconds": self.seconds,
             "requests": self.requests,
             "rps": round(self.rps, 1),
+            "ok_rps": round(self.ok_rps, 1),
             "p50_ms": round(self.p50_ms, 2),
             "p99_ms": round(self.p99_ms, 2),
             "errors": self.errors,

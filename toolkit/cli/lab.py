@@ -67,14 +67,14 @@ def _print(report: object) -> None:
     assert isinstance(report, DrillReport)
     console = Console()
     loads = Table(title=f"drill {report.name}: {report.title}", title_justify="left")
-    for col in ("phase", "clients", "req/s", "p50 ms", "p99 ms", "errors"):
+    for col in ("phase", "clients", "ok req/s", "p50 ms", "p99 ms", "errors"):
         loads.add_column(col, justify="left" if col == "phase" else "right")
     for phase, m in report.measurements.items():
-        if "rps" in m:
+        if "ok_rps" in m:
             loads.add_row(
                 phase,
                 str(m["connections"]),
-                f"{m['rps']:.0f}",
+                f"{m['ok_rps']:.0f}",
                 f"{m['p50_ms']:.1f}",
                 f"{m['p99_ms']:.1f}",
                 str(m["errors"]),

@@ -16,7 +16,7 @@ from toolkit.drills.lab import DEMO_ROOT, Lab, toolkit
 
 NAME = "async-blocking"
 TITLE = "a blocking call inside an async view"
-WAIT_MS = 20
+WAIT_MS = 100  # long enough that 32 clients of the fixed view stay below what 2 cores can serve
 CONCURRENCY = (1, 8, 32)
 
 

@@ -6,14 +6,16 @@ with ``--format json``, so what they prove is what the commands do.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from toolkit.domain.errors import InventoryError
 
 DEMO_ROOT = Path("/opt/toolkit-demo")
 SERVE = DEMO_ROOT / "bin" / "serve"
+DEMO_USER = "toolkit-demo"  # the role's django_demo_user
 
 
 @dataclass(frozen=True)
@@ -124,15 +127,27 @@ def wait_for(check: Any, deadline_s: float, interval_s: float = 1.0) -> tuple[fl
 
 @contextmanager
 def extra_instances(
-    specs: Sequence[tuple[str, int]], env: Mapping[str, str] | None = None, wait_s: float = 60
+    specs: Sequence[tuple[str, int]],
+    env: Mapping[str, str] | None = None,
+    wait_s: float = 60,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Iterator[list[str]]:
-    """Start ``serve NODE PORT`` for each (node, port), wait for /healthz, stop them all on exit."""
+    """Start ``serve NODE PORT`` for each (node, port), wait for /healthz, stop them all on exit.
+
+    ``overrides`` (for example ``{"server": "wsgi_sync", "workers": 27}``) start the instances with
+    a copy of the node's config file that differs in those keys, kept in a private directory only
+    the app's group can read and removed on exit.
+    """
     if not SERVE.exists():
         raise TargetError(
             str(SERVE), "starting a demo instance", "missing", "deploy the demo with 'make lab'"
         )
     procs: list[subprocess.Popen[bytes]] = []
+    stack = ExitStack()
     try:
+        if overrides:
+            etc = stack.enter_context(_config_copies(sorted({n for n, _ in specs}), overrides))
+            env = {**(env or {}), "TOOLKIT_DEMO_ETC": etc}
         for node, port in specs:
             procs.append(
                 subprocess.Popen(  # noqa: S603 (the role's launcher, fixed argv)
@@ -154,6 +169,24 @@ def extra_instances(
     finally:
         for proc in procs:
             _stop(proc)
+        stack.close()
+
+
+@contextmanager
+def _config_copies(nodes: Sequence[str], overrides: Mapping[str, Any]) -> Iterator[str]:
+    """A private directory with each node's config file, ``overrides`` applied (holds passwords)."""
+    group = grp.getgrnam(DEMO_USER).gr_gid
+    with tempfile.TemporaryDirectory(prefix="toolkit-drill-") as tmp:
+        os.chown(tmp, 0, group)
+        os.chmod(tmp, 0o750)  # noqa: S103 (root and the app's group only: it holds passwords)
+        for node in nodes:
+            config = json.loads((DEMO_ROOT / "etc" / f"{node}.json").read_text(encoding="utf-8"))
+            path = Path(tmp) / f"{node}.json"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({**config, **overrides}, handle)
+            os.chown(path, 0, group)
+        yield tmp
 
 
 def _answers(url: str) -> bool:

@@ -1,8 +1,9 @@
 """Drill ``pool-exhaustion``: a view that keeps its transaction open while it waits holds the pool.
 
-Three extra instances of the WSGI node (the node scaled out past its plan) call
-``/idle-transaction/`` (a query, then a long wait inside the transaction) until every server
-connection of the pool is idle in transaction and more clients queue in PgBouncer. The ASGI node's
+An extra instance of the WSGI node (the node scaled out past its plan: one sync worker per holder)
+calls ``/idle-transaction/`` (a query, then a long wait inside the transaction) until every server
+connection of the pool, reserve included, is idle in transaction and two more clients queue in
+PgBouncer. The ASGI node's
 ordinary list view is measured before, during and after; doctor must name the holders and the node,
 and ``terminate-idle-transactions`` must restore throughput.
 """
@@ -22,8 +23,22 @@ from toolkit.drills.lab import Lab, extra_instances, finding_ids, toolkit, wait_
 NAME = "pool-exhaustion"
 TITLE = "connections held idle in transaction exhaust the pool"
 HOLD_MS = 90_000  # longer than detection and remediation; shorter than the lab's 300 s timeout
-EXTRA_PORTS = (8101, 8102, 8103)  # extra instances only: the lab's own node stays usable after
-HOLDERS_PER_INSTANCE = 12  # the WSGI node's 3 workers x 4 threads: every thread holds a connection
+EXTRA_PORT = 8101  # an extra instance only: the lab's own node stays usable after
+WAITERS = 2  # holders beyond the pool's server connections: they queue in PgBouncer
+ROOM = 2  # client slots left free under max_client_conn for doctor's and the runbook's admin logins
+
+
+def holders_needed(lab: Lab) -> tuple[int, int]:
+    """The server connections of the first PgBouncer, and how many holders fill them and queue more.
+
+    From the plan (``toolkit plan --format json``): its server connections (pool + reserve) plus
+    WAITERS, capped so that max_client_conn keeps ROOM slots for the admin console; the clients over
+    max_client_conn would be refused, not queued.
+    """
+    _, doc = toolkit(["plan", "-i", lab.inventory, "--format", "json"])
+    first = next(iter(doc["pgbouncer"].values()))
+    limit = int(first["settings"]["max_client_conn"]) - ROOM
+    return int(first["server_connections"]), min(int(first["server_connections"]) + WAITERS, limit)
 
 
 def _hold(url: str) -> None:
@@ -32,15 +47,22 @@ def _hold(url: str) -> None:
         request(url, timeout=HOLD_MS / 1000 + 30)
 
 
-def _detected(lab: Lab, node: str) -> dict[str, Any] | None:
-    _, doc = toolkit(["doctor", "-i", lab.inventory, "--format", "json", "--timeout", "5"])
+def _detected(lab: Lab, node: str, servers: int, seen: dict[str, Any]) -> dict[str, Any] | None:
+    code, doc = toolkit(["doctor", "-i", lab.inventory, "--format", "json", "--timeout", "5"])
     ids = finding_ids(doc)
     idle = [
         f
         for f in doc.get("findings", [])
         if f["id"] == "postgres.idle_in_transaction" and f.get("evidence", {}).get("app_node") == node
     ]
-    if idle and "pgbouncer.clients_waiting" in ids:
+    seen.update(
+        last_exit=code,
+        last_ids=sorted(set(ids)),
+        last_idle_of_node=len(idle),
+        unreachable=[t["address"] for t in doc.get("targets", []) if not t.get("ok")],
+    )
+    # Every server connection held by the node, and clients queued behind them.
+    if len(idle) >= servers and "pgbouncer.clients_waiting" in ids:
         return {"ids": sorted(set(ids)), "idle_sessions_of_node": len(idle)}
     return None
 
@@ -50,20 +72,27 @@ def run(lab: Lab, seconds: float) -> DrillReport:
     report = DrillReport(NAME, TITLE)
     sick, healthy = lab.node("wsgi"), lab.node("asgi")
     probe = f"{healthy.url}/books/"
+    servers, holders = holders_needed(lab)
+    report.measurements["holders"] = {"requests": holders, "server_connections": servers, "hold_ms": HOLD_MS}
     before = load(probe, 8, seconds)
     report.measurements["before"] = before.to_dict()
-    with extra_instances([(sick.name, port) for port in EXTRA_PORTS]) as urls:
+    # Sync workers take one request each, so exactly ``holders`` requests reach PgBouncer (gthread
+    # workers accept more connections than they have threads and would spread them unevenly).
+    scaled = {"server": "wsgi_sync", "workers": holders, "threads": 1}
+    with extra_instances([(sick.name, EXTRA_PORT)], overrides=scaled, wait_s=120) as urls:
         started = time.monotonic()
-        for base in urls:
-            for _ in range(HOLDERS_PER_INSTANCE):
-                threading.Thread(
-                    target=_hold, args=(f"{base}/idle-transaction/?ms={HOLD_MS}",), daemon=True
-                ).start()
-        took, found = wait_for(lambda: _detected(lab, sick.name), deadline_s=60, interval_s=0.5)
+        for _ in range(holders):
+            threading.Thread(
+                target=_hold, args=(f"{urls[0]}/idle-transaction/?ms={HOLD_MS}",), daemon=True
+            ).start()
+        seen: dict[str, Any] = {}
+        took, found = wait_for(
+            lambda: _detected(lab, sick.name, servers, seen), deadline_s=60, interval_s=0.5
+        )
         report.detection = {
             "tool": "toolkit doctor",
             "seconds_from_injection": None if took is None else round(time.monotonic() - started, 1),
-            **(found or {}),
+            **(found or {"not_found": seen}),
         }
         during = load(probe, 8, seconds)
         report.measurements["during"] = during.to_dict()
@@ -88,26 +117,36 @@ def run(lab: Lab, seconds: float) -> DrillReport:
             f"--app-node {sick.name} --yes",
             "exit": code,
             "sessions_ended": len(outcome.get("results", [])),
+            "verified": outcome.get("verified"),
             "verification": outcome.get("verification"),
         }
         after = load(probe, 8, seconds)
         report.measurements["after"] = after.to_dict()
     report.claim(
-        f"doctor reports postgres.idle_in_transaction held by {sick.name} and pgbouncer.clients_waiting",
+        f"doctor reports postgres.idle_in_transaction on every server connection, held by {sick.name}, "
+        "and pgbouncer.clients_waiting",
         took is not None,
-        "not within 60 s"
+        f"not within 60 s; last doctor run: {seen}"
         if took is None
-        else f"{report.detection['seconds_from_injection']} s after injection",
+        else f"{report.detection['seconds_from_injection']} s after injection, "
+        f"{report.detection['idle_sessions_of_node']} sessions of {sick.name} idle in transaction",
     )
     report.claim(
-        f"the pool is exhausted: {healthy.name}'s throughput falls below half",
-        ratio(during.rps, before.rps) < 0.5,
-        f"{during.rps:.0f} req/s during vs {before.rps:.0f} before ({ratio(during.rps, before.rps):.2f}x)",
+        f"the pool is exhausted: {healthy.name}'s successful throughput falls below half",
+        ratio(during.ok_rps, before.ok_rps) < 0.5,
+        f"{during.ok_rps:.0f} req/s during vs {before.ok_rps:.0f} before "
+        f"({ratio(during.ok_rps, before.ok_rps):.2f}x)",
     )
-    report.claim("the runbook acted and verified its effect", code == 0, f"exit {code}")
+    ended = report.remediation["sessions_ended"]
     report.claim(
-        "throughput recovers to at least 80% of before",
-        ratio(after.rps, before.rps) >= 0.8,
-        f"{after.rps:.0f} req/s after vs {before.rps:.0f} before ({ratio(after.rps, before.rps):.2f}x)",
+        f"the runbook ended {sick.name}'s idle transactions and verified its effect",
+        code == 0 and ended > 0 and outcome.get("verified") is True,
+        f"exit {code}, {ended} session(s) ended, verified {outcome.get('verified')}",
+    )
+    report.claim(
+        "successful throughput recovers to at least 80% of before",
+        ratio(after.ok_rps, before.ok_rps) >= 0.8,
+        f"{after.ok_rps:.0f} req/s after vs {before.ok_rps:.0f} before "
+        f"({ratio(after.ok_rps, before.ok_rps):.2f}x)",
     )
     return report
