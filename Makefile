@@ -49,7 +49,7 @@ cli: venv
 	$(BIN)/pytest -q tests/cli
 
 integration: venv
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q --durations=12 tests/integration
 
 # The four incident drills against the demo app under HTTP load; each asserts detection and recovery.
 drills: venv

@@ -63,12 +63,12 @@ def test_the_servers_are_gunicorn_and_uvicorn_with_the_inventory_workers() -> No
 
 
 def test_a_request_holds_a_pgbouncer_backend_named_after_its_node() -> None:
-    held = threading.Thread(target=get, args=("http://127.0.0.1:8001/idle-transaction/?ms=3000",))
+    held = threading.Thread(target=get, args=("http://127.0.0.1:8001/idle-transaction/?ms=8000",))
     held.start()
     try:
         seen: list[tuple[str, str]] = []
         with app_connection() as conn:
-            for _ in range(40):
+            for _ in range(150):  # up to 15 s: a busy machine may be slow to start the request
                 rows = conn.execute(
                     "SELECT application_name, state FROM pg_stat_activity "
                     "WHERE datname = 'app' AND application_name = 'app-1'"
