@@ -68,6 +68,8 @@ def test_a_request_holds_a_pgbouncer_backend_named_after_its_node() -> None:
     try:
         seen: list[tuple[str, str]] = []
         with app_connection() as conn:
+            # Autocommit: inside one transaction pg_stat_activity is a snapshot that never changes.
+            conn.autocommit = True
             for _ in range(150):  # up to 15 s: a busy machine may be slow to start the request
                 rows = conn.execute(
                     "SELECT application_name, state FROM pg_stat_activity "
