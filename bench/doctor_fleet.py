@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import pwd
 import secrets
 import shutil
@@ -42,6 +41,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from machine import machine
 
 from toolkit.domain.scram import verifier_from_salt
 
@@ -366,17 +367,6 @@ def report(summary: dict[str, Any], rounds: int) -> list[str]:
         )
     lines.append(f"every target read in every run: {'yes' if summary['all_read'] else 'NO'}")
     return lines
-
-
-def machine() -> str:
-    """CPU count and model, for the report's heading."""
-    model = platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores, {model}"
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -43,7 +43,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import signal
 import statistics
 import sys
@@ -59,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import demo_http  # noqa: E402
+from machine import machine  # noqa: E402
 from pgbouncer_lab import DATABASE, OTHER, OWNER, PG_HOST, PG_PORT, BenchLab, LabError  # noqa: E402
 
 from toolkit.adapters import inventory, pgbench  # noqa: E402
@@ -568,19 +568,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 1 <= args.http_workers <= args.clients:
         p.error("--http-workers between 1 and --clients")
     return args
-
-
-def machine() -> str:
-    """CPU model and count, for the chart's title."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model}"
 
 
 def single_configs(
