@@ -41,6 +41,7 @@ from typing import Any
 from pgbouncer_lab import LabError, port_is_free
 
 from toolkit.adapters import http_load
+from toolkit.drills.lab import write_node_config
 
 SERVE = Path("/opt/toolkit-demo/bin/serve")
 SOURCE = Path("/opt/toolkit-demo/etc/app-1.json")
@@ -111,12 +112,7 @@ class DemoHttp:
             "threads": self.threads,
             "database": {**self._source["database"], "host": host, "port": port},
         }
-        path = self.dir / f"{NODE}.json"
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(config, fh)
-        os.chown(path, 0, self._gid)
+        write_node_config(self.dir / f"{NODE}.json", config, self._gid)
 
     def start(self, db_host: str, db_port: int, wait_s: float = 60.0) -> str:
         """Start an instance whose database is ``db_host:db_port``; return its base URL once it answers."""

@@ -181,12 +181,21 @@ def _config_copies(nodes: Sequence[str], overrides: Mapping[str, Any]) -> Iterat
         os.chmod(tmp, 0o750)  # noqa: S103 (root and the app's group only: it holds passwords)
         for node in nodes:
             config = json.loads((DEMO_ROOT / "etc" / f"{node}.json").read_text(encoding="utf-8"))
-            path = Path(tmp) / f"{node}.json"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({**config, **overrides}, handle)
-            os.chown(path, 0, group)
+            write_node_config(Path(tmp) / f"{node}.json", {**config, **overrides}, group)
         yield tmp
+
+
+def write_node_config(path: Path, config: Mapping[str, Any], group: int) -> None:
+    """Write a demo node's config file as the role does: mode 0640, root and the app's group.
+
+    It holds passwords, so it is created with its mode (never readable by others, not even briefly)
+    and replaces nothing: an existing file is removed first.
+    """
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    os.chown(path, 0, group)
 
 
 def _answers(url: str) -> bool:
