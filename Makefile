@@ -30,10 +30,15 @@ venv: $(STAMP)
 lab-deploy: venv
 	$(BIN)/ansible-playbook playbooks/lab.yml
 
-# doctor exits 1 on the lab's one documented warning (Debian 12's PgBouncer is below the security floor).
+# doctor exits 2 on the lab's one documented finding: Debian 12's PgBouncer 1.18 lacks the fix for the SCRAM
+# authentication bypass CVE-2026-107350 (docs/checks.md). Any other CRITICAL finding fails `make lab`.
+LAB_CRITICAL_OK := pgbouncer.version_outdated
 lab: lab-deploy
 	$(BIN)/toolkit plan -i inventory/lab
-	$(BIN)/toolkit doctor -i inventory/lab || test $$? -eq 1
+	$(BIN)/toolkit doctor -i inventory/lab || test $$? -le 2
+	{ $(BIN)/toolkit doctor -i inventory/lab --format json || true; } | $(BIN)/python -c 'import json, sys; \
+	bad = [f["id"] for f in json.load(sys.stdin)["findings"] if f["severity"] == "critical" and f["id"] != sys.argv[1]]; \
+	sys.exit(f"make lab: unexpected CRITICAL finding(s): {bad}" if bad else 0)' $(LAB_CRITICAL_OK)
 
 lint: venv
 	$(BIN)/ruff check .

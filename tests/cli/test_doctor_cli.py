@@ -57,7 +57,7 @@ def _down(name: str, kind: str, address: str, cause: str = "connection refused")
 class World:
     """What the fake read_all returns; each test changes what it is about."""
 
-    pgbouncer_version: str = "PgBouncer 1.25.2"
+    pgbouncer_version: str = "PgBouncer 1.26.1"
     backends: tuple[s.Backend, ...] = ()
     pgbouncer_up: bool = True
     redis_up: bool = True
@@ -131,7 +131,7 @@ IDLE_120 = s.backend(4242, state="idle in transaction", state_age=120.0, xact_ag
 
 def _setup(w: World, scenario: str) -> None:
     if scenario in ("warning", "critical"):
-        w.pgbouncer_version = "PgBouncer 1.18.0"
+        w.pgbouncer_version = "PgBouncer 1.16.1"
     if scenario in ("critical", "critical and unknown"):
         w.backends = (IDLE_120,)
     if scenario in ("unknown", "critical and unknown"):
@@ -195,7 +195,7 @@ def test_gathering_gets_the_inventorys_targets_and_the_timeout(
 
 def test_table_shows_the_same_findings_as_json(capsys: pytest.CaptureFixture[str], world: World) -> None:
     _setup(world, "critical and unknown")
-    world.pgbouncer_version = "PgBouncer 1.18.0"
+    world.pgbouncer_version = "PgBouncer 1.16.1"
     _, data = _json(capsys)
     code, out, err = doctor(capsys)
     assert (code, err) == (2, "")
@@ -257,7 +257,7 @@ def test_markdown_output(capsys: pytest.CaptureFixture[str], world: World) -> No
 
 def test_only_filters_findings_and_the_exit_code(capsys: pytest.CaptureFixture[str], world: World) -> None:
     _setup(world, "critical and unknown")
-    world.pgbouncer_version = "PgBouncer 1.18.0"
+    world.pgbouncer_version = "PgBouncer 1.16.1"
     code, data = _json(capsys, "--only", "pgbouncer")
     assert code == 1
     assert [f["id"] for f in data["findings"]] == ["pgbouncer.version_outdated"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -167,29 +168,74 @@ CASES = [
     ),
     Case(DRIFT, "a setting SHOW CONFIG does not list", _live(config={"pool_mode": "transaction"}), None),
     Case(DRIFT, "a host the plan does not know", _live(host="pgb9", config={"max_client_conn": "1"}), None),
-    # version_outdated: below the security floor 1.25.2.
-    Case(VERSION, "at the floor", _live(version="PgBouncer 1.25.2"), None),
-    Case(VERSION, "above the floor, no patch number", _live(version="PgBouncer 1.26"), None),
+    # version_outdated: the table in toolkit/domain/versions.py (PgBouncer's NEWS); floor 1.26.1.
+    Case(VERSION, "at the floor", _live(version="PgBouncer 1.26.1"), None),
+    Case(VERSION, "above the floor, no patch number", _live(version="PgBouncer 1.27"), None),
     Case(VERSION, "unparsable", _live(version="unknown"), None),
     Case(
         VERSION,
-        "one patch below",
-        _live(version="PgBouncer 1.25.1"),
-        W,
-        PGB,
-        {"version": "1.25.1", "security_floor": "1.25.2", "prepared_statements": True},
+        "non-ASCII digits are not a version",
+        _live(version="PgBouncer \u0661.\u0662\u0666.\u0661"),
         None,
-        "PgBouncer 1.25.1 is older than the security floor 1.25.2",
     ),
     Case(
         VERSION,
-        "Debian 12's 1.18",
-        _live(version="PgBouncer 1.18.0"),
+        "1.26.0: inside the SCRAM auth bypass range",
+        _live(version="PgBouncer 1.26.0"),
+        C,
+        PGB,
+        {"version": "1.26.0", "security_floor": "1.26.1", "prepared_statements": True},
+        None,
+        "has an authentication bypass (CVE-2026-107350)",
+    ),
+    Case(
+        VERSION,
+        "1.16.1: below the floor, before the bypass range",
+        _live(version="PgBouncer 1.16.1"),
         W,
+        PGB,
+        {"version": "1.16.1", "security_floor": "1.26.1"},
+        None,
+        "PgBouncer 1.16.1 is older than the security floor 1.26.1",
+    ),
+    Case(
+        VERSION,
+        "Debian 12's 1.18: CRITICAL, and it lacks max_prepared_statements",
+        _live(version="PgBouncer 1.18.0"),
+        C,
         PGB,
         {"version": "1.18.0", "prepared_statements": False},
         None,
         "it also lacks max_prepared_statements (1.21+)",
+    ),
+    Case(
+        VERSION,
+        "the bypass acknowledged (a patched build): the rest stays a WARNING",
+        replace(
+            _live(version="PgBouncer 1.25.2"), acknowledged_cves={"pgb1": frozenset({"CVE-2026-107350"})}
+        ),
+        W,
+        PGB,
+        {"acknowledged": ["CVE-2026-107350"]},
+        None,
+        "older than the security floor",
+    ),
+    Case(
+        VERSION,
+        "every open CVE acknowledged: no finding",
+        replace(
+            _live(version="PgBouncer 1.25.2"),
+            acknowledged_cves={"pgb1": frozenset({"CVE-2026-107350", "CVE-2026-107349", "CVE-2026-107348"})},
+        ),
+        None,
+    ),
+    Case(
+        VERSION,
+        "an acknowledgement for another host does not count",
+        replace(
+            _live(version="PgBouncer 1.26.0"), acknowledged_cves={"pgb2": frozenset({"CVE-2026-107350"})}
+        ),
+        C,
     ),
 ]
 

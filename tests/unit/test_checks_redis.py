@@ -4,6 +4,7 @@ inside and past its condition. The plan gives both 16 app clients."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ POLICY, MAXCLIENTS = P + "eviction_policy_not_for_cache", P + "maxclients_below_
 REJECTED = P + "rejected_connections"
 EVICTIONS, HIT_RATIO, NO_TTL = P + "evictions", P + "hit_ratio_low", P + "keys_without_ttl"
 CACHE, BROKER = "redis@10.0.0.8:6379", "redis@10.0.0.7:6379"
+VERSION = P + "version_outdated"
 FLUSH = "cache-flush-namespace"
 
 
@@ -27,6 +29,13 @@ def _redis(host: str = "cache1", info: dict[str, Any] | None = None, **changes: 
     if config is not None:
         state = replace(state, config={**state.config, **config})
     return s.snapshot(redis=(state,))
+
+
+_VALKEY = {"redis_version": "7.2.4", "valkey_version": "8.1.1"}
+
+
+def _scripting(version: str, rules: str) -> s.Snapshot:
+    return replace(_redis(info={"redis_version": version}), redis_app_rules={"cache1": rules})
 
 
 def _hits(hits: int, misses: int, host: str = "cache1") -> s.Snapshot:
@@ -177,6 +186,33 @@ CASES = [
         "3 of 50 sampled keys under 'shop:' never expire",
     ),
     Case(NO_TTL, "a broker's keys", _redis("broker1", sampled_keys=50, keys_without_ttl=50), None),
+    # version_outdated: CVE-2025-49844 (fixed in 6.2.20, 7.2.11, 7.4.6, 8.0.4, 8.2.2; none for 7.0).
+    Case(VERSION, "7.2.11 carries the fix", _redis(info={"redis_version": "7.2.11"}), None),
+    Case(VERSION, "8.2.2 carries the fix", _redis(info={"redis_version": "8.2.2"}), None),
+    Case(VERSION, "6.2.20 carries the fix", _redis(info={"redis_version": "6.2.20"}), None),
+    Case(VERSION, "no version in INFO", _redis(), None),
+    Case(VERSION, "Valkey (a compatibility version)", _redis(info=_VALKEY), None),
+    Case(
+        VERSION,
+        "Debian 12's 7.0.15, role's default rules: no scripting for the app user",
+        _redis(info={"redis_version": "7.0.15"}),
+        W,
+        CACHE,
+        {"version": "7.0.15", "app_user_scripting": False, "rules_from": "the redis role's default"},
+        None,
+        "lacks the fix for CVE-2025-49844",
+    ),
+    Case(VERSION, "7.4.5 with +@scripting", _scripting("7.4.5", "+@read +@write +@scripting"), C, CACHE),
+    Case(VERSION, "8.0.3 with +eval", _scripting("8.0.3", "+@read +eval"), C, CACHE),
+    Case(VERSION, "7.0.15 with +@all", _scripting("7.0.15", "+@all -@dangerous"), C, CACHE),
+    Case(VERSION, "+@slow holds EVAL too", _scripting("7.0.15", "+@read +@slow"), C, CACHE),
+    Case(VERSION, "+@all -@scripting", _scripting("7.0.15", "+@all -@scripting"), W, CACHE),
+    Case(
+        VERSION,
+        "acknowledged (Debian's 7.0.15-1~deb12u6 carries the fix)",
+        replace(_scripting("7.0.15", "+@all"), acknowledged_cves={"cache1": frozenset({"CVE-2025-49844"})}),
+        None,
+    ),
 ]
 
 
@@ -214,3 +250,28 @@ def test_catalogue_runbooks_match_the_findings() -> None:
 
 def test_documented() -> None:
     assert sorted(s.documented_ids("redis")) == sorted(i.id for i in redis.CATALOG)
+
+
+def test_default_rules_are_the_roles() -> None:
+    defaults = (Path(__file__).resolve().parents[2] / "roles" / "redis" / "defaults" / "main.yml").read_text()
+    (line,) = [x for x in defaults.splitlines() if x.startswith("redis_app_command_rules:")]
+    assert line.split(":", 1)[1].strip().strip('"') == redis.DEFAULT_APP_RULES
+
+
+@pytest.mark.parametrize(
+    ("rules", "allowed"),
+    [
+        ("", False),
+        ("+@read +@write +@connection +@transaction -@dangerous", False),
+        ("+@read +evalsha", True),
+        ("+@read +fcall_ro", True),
+        ("+eval -eval", False),
+        ("allcommands", True),
+        ("allcommands nocommands", False),
+        ("+@all reset", False),
+        ("+@SCRIPTING", True),
+        ("+function|load", False),
+    ],
+)
+def test_allows_scripting(rules: str, allowed: bool) -> None:
+    assert redis.allows_scripting(rules) is allowed

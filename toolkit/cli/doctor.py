@@ -20,6 +20,7 @@ from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.sizing import plan_or_error
 from toolkit.domain.snapshot import Snapshot
 from toolkit.domain.targets import endpoints
+from toolkit.domain.versions import acknowledged_cves
 
 
 class DoctorFormat(enum.StrEnum):
@@ -72,6 +73,13 @@ def doctor_command(
     data = inventory.load(inventory_path)
     topology = topology_from_inventory(data.groups, data.hostvars)
     result, plan_error = plan_or_error(topology)
+    # Read (and refuse, exit 65) before any network: a distribution's patched build, the app's ACL.
+    acknowledged = {h: acknowledged_cves(h, v) for h, v in data.hostvars.items()}
+    rules = {
+        h: v["redis_app_command_rules"]
+        for h, v in data.hostvars.items()
+        if isinstance(v.get("redis_app_command_rules"), str)
+    }
     profile = _django(django_settings, django_pythonpath, django_python)
     snap = gather.snapshot(
         topology,
@@ -85,6 +93,7 @@ def doctor_command(
     )
     if profile is None:
         snap = _read_nodes(snap, data.hostvars, timeout)
+    snap = replace(snap, acknowledged_cves=acknowledged, redis_app_rules=rules)
     findings = run_checks(snap, only)
     status = worst(findings)
     if output is DoctorFormat.json:

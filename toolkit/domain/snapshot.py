@@ -74,6 +74,12 @@ class PgBouncerState:
     lists: Mapping[str, int] = field(default_factory=dict)
     fd_limit: int | None = None  # the process's open-files limit, when doctor runs on its host
 
+    @property
+    def max_prepared_statements(self) -> int:
+        """SHOW CONFIG's max_prepared_statements; 0 when absent (before 1.21) or unreadable."""
+        raw = str(self.config.get("max_prepared_statements", "0")).strip()
+        return int(raw) if raw.isascii() and raw.isdigit() else 0
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -133,3 +139,7 @@ class Snapshot:
     offline: bool = False
     # Each app node's settings, read with the node's own django_settings_* variables.
     django_nodes: Mapping[str, DjangoProfile] = field(default_factory=dict)
+    # CVE ids the inventory acknowledges per host (toolkit_acknowledged_cves: a patched build).
+    acknowledged_cves: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # The Redis app user's ACL command rules per Redis host (redis_app_command_rules).
+    redis_app_rules: Mapping[str, str] = field(default_factory=dict)

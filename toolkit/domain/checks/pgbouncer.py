@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from toolkit.domain import versions
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS
@@ -30,7 +30,6 @@ WAIT_WARNING_S = 1.0  # a client waited this long for a server connection
 WAIT_CRITICAL_S = 5.0
 CLIENTS_WARNING = 0.8  # share of max_client_conn in use
 CLIENTS_CRITICAL = 0.95
-SECURITY_FLOOR = (1, 25, 2)  # PgBouncer 1.25.2 fixes the 2026 CVEs
 PREPARED_STATEMENTS = (1, 21, 0)  # max_prepared_statements: prepared statements in transaction mode
 
 
@@ -48,7 +47,7 @@ def run(snap: Snapshot) -> list[Finding]:
         out += _clients(state)
         if state.host in planned:
             out += _drift(state, planned[state.host])
-        out += _version(state)
+        out += _version(state, snap.acknowledged_cves.get(state.host, frozenset()))
     return out
 
 
@@ -162,33 +161,35 @@ def _drift(state: PgBouncerState, planned: Mapping[str, Any]) -> list[Finding]:
     ]
 
 
-def _parse(version: str) -> tuple[int, int, int] | None:
-    """The (major, minor, patch) of SHOW VERSION's text.
-
-    >>> _parse("PgBouncer 1.18.0")
-    (1, 18, 0)
-    """
-    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
-    return (int(m[1]), int(m[2]), int(m[3] or 0)) if m else None
-
-
-def _version(state: PgBouncerState) -> list[Finding]:
-    found = _parse(state.version)
-    if found is None or found >= SECURITY_FLOOR:
+def _version(state: PgBouncerState, acknowledged: frozenset[str]) -> list[Finding]:
+    found = versions.parse_version(state.version)
+    if found is None:
         return []
-    floor = ".".join(map(str, SECURITY_FLOOR))
+    open_cves = versions.affecting("pgbouncer", found, acknowledged)
+    if not open_cves:
+        return []
+    floor = versions.floor("pgbouncer")
+    bypass = [a.cve for a in open_cves if a.kind.startswith(versions.AUTH_BYPASS)]
     extra = "" if found >= PREPARED_STATEMENTS else "; it also lacks max_prepared_statements (1.21+)"
+    shown = ".".join(map(str, found))
+    if bypass:
+        summary = f"PgBouncer {shown} has an authentication bypass ({', '.join(bypass)}): upgrade to {floor}+"
+    else:
+        summary = f"{state.version} is older than the security floor {floor}"
     return [
         Finding(
             _P + "version_outdated",
-            Severity.WARNING,
+            Severity.CRITICAL if bypass else Severity.WARNING,
             f"pgbouncer@{state.address}",
-            f"{state.version} is older than the security floor {floor}{extra}",
+            f"{summary} ({len(open_cves)} fixed CVE(s) open){extra}",
             {
-                "version": ".".join(map(str, found)),
+                "version": shown,
                 "security_floor": floor,
+                "cves": {a.cve: f"{a.kind}; fixed in {a.fixed_in}" for a in open_cves},
+                "acknowledged": sorted(acknowledged),
                 "prepared_statements": found >= PREPARED_STATEMENTS,
             },
-            "install a newer package (pgbouncer_apt_repository in the role; see docs/roles/pgbouncer.md)",
+            f"install PgBouncer {floor}+ (pgbouncer_apt_repository); a CVE the distribution's build "
+            f"fixes goes in {versions.ACK_VARIABLE} of host {state.host}",
         )
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from toolkit.domain import versions
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.models import RedisProfile
@@ -22,7 +23,13 @@ CATALOG = (
     CheckInfo(_P + "evictions", "Redis has evicted keys", "cache-flush-namespace"),
     CheckInfo(_P + "hit_ratio_low", "most cache lookups miss"),
     CheckInfo(_P + "keys_without_ttl", "keys under the app prefix never expire", "cache-flush-namespace"),
+    CheckInfo(_P + "version_outdated", "Redis carries a fixed CVE (the 2025 Lua use-after-free)"),
 )
+# The redis role's default redis_app_command_rules (roles/redis/defaults/main.yml; a test keeps them equal).
+DEFAULT_APP_RULES = "+@read +@write +@connection +@transaction -@dangerous"
+# Commands that run a script; in Redis 7 each is in the categories @scripting and @slow (COMMAND INFO).
+_SCRIPT_COMMANDS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
+_SCRIPT_CATEGORIES = frozenset({"all", "scripting", "slow"})
 HIT_RATIO_WARNING = 0.8
 HIT_RATIO_MIN_LOOKUPS = 1000
 
@@ -34,7 +41,67 @@ def run(snap: Snapshot) -> list[Finding]:
     planned = {r.host: r for r in snap.plan.redis} if snap.plan else {}
     for state in snap.redis:
         out += _one(state, profiles.get(state.host, RedisProfile.CACHE), planned.get(state.host))
+        rules = snap.redis_app_rules.get(state.host)
+        out += _version(state, rules, snap.acknowledged_cves.get(state.host, frozenset()))
     return out
+
+
+def allows_scripting(rules: str) -> bool:
+    """Whether ACL rules (applied after the role's ``-@all``) let the user run EVAL or FCALL.
+
+    >>> [allows_scripting(r) for r in (DEFAULT_APP_RULES, "+@read +eval", "+@all -@scripting", "+@slow")]
+    [False, True, False, True]
+    """
+    allowed = dict.fromkeys(_SCRIPT_COMMANDS, False)
+    for word in rules.lower().split():
+        on = word.startswith("+")
+        name = word[1:]
+        if word in ("allcommands", "nocommands", "reset"):
+            allowed = dict.fromkeys(_SCRIPT_COMMANDS, word == "allcommands")
+        elif word[:1] in "+-" and name.startswith("@") and name[1:] in _SCRIPT_CATEGORIES:
+            allowed = dict.fromkeys(_SCRIPT_COMMANDS, on)
+        elif word[:1] in "+-" and name.split("|")[0] in _SCRIPT_COMMANDS:
+            allowed[name.split("|")[0]] = on
+    return any(allowed.values())
+
+
+def _version(state: RedisState, rules: str | None, acknowledged: frozenset[str]) -> list[Finding]:
+    if "valkey_version" in state.info:  # Valkey reports a Redis compatibility version: not comparable
+        return []
+    found = versions.parse_version(str(state.info.get("redis_version", "")))
+    if found is None:
+        return []
+    open_cves = versions.affecting("redis", found, acknowledged)
+    if not open_cves:
+        return []
+    source = "inventory" if rules is not None else "the redis role's default"
+    scripting = allows_scripting(rules if rules is not None else DEFAULT_APP_RULES)
+    shown = ".".join(map(str, found))
+    fixed = "; ".join(f"{a.cve} fixed in {a.fixed_in}" for a in open_cves)
+    reach = (
+        "the app user may run scripts (EVAL/FCALL), so a leaked app password is code execution"
+        if scripting
+        else "the app user may not run scripts; any user that may is exposed"
+    )
+    return [
+        Finding(
+            _P + "version_outdated",
+            Severity.CRITICAL if scripting else Severity.WARNING,
+            f"redis@{state.address}",
+            f"Redis {shown} lacks the fix for {', '.join(a.cve for a in open_cves)} "
+            f"(Lua use-after-free): {reach}",
+            {
+                "version": shown,
+                "cves": {a.cve: f"{a.kind}; fixed in {a.fixed_in}" for a in open_cves},
+                "app_user_scripting": scripting,
+                "rules_from": source,
+                "acknowledged": sorted(acknowledged),
+            },
+            f"upgrade Redis ({fixed}; 7.0 has no upstream fix); until then keep scripting out of "
+            "redis_app_command_rules (-@scripting); if the distribution's build carries the fix, list the "
+            f"CVE id in {versions.ACK_VARIABLE} for host {state.host} in the inventory",
+        )
+    ]
 
 
 def _int(value: object) -> int:
