@@ -148,10 +148,56 @@ def test_hung_settings_module_times_out() -> None:
         ("unix://:pw@/run/redis.sock?db=2", "unix://:***@/run/redis.sock?db=2"),
         ("redis://h:6379/0", "redis://h:6379/0"),
         ("/var/tmp/django_cache", "/var/tmp/django_cache"),
+        ("redis://u:a,b;c#d?e@f/g@h:6379/0", "redis://u:***@h:6379/0"),
+        ("redis://u:p%40w%2F%23@h:6379/0", "redis://u:***@h:6379/0"),
+        ("redis://h:6379/0?db=1&password=a#b", "redis://h:6379/0?db=1&password=***"),
     ],
 )
 def test_mask_location(location: str, masked: str) -> None:
     assert django_probe.mask_location(location) == masked
+
+
+# Settings modules that raise with a secret in the message: the probe's one line (and so doctor's
+# error) shows the rest of the message with the secret masked.
+@pytest.mark.parametrize(
+    ("module", "shown"),
+    [
+        ("raises_with_dsn", "ValueError: cannot parse DATABASE_URL 'postgresql://shop:***@db1:5432/shop'"),
+        ("raises_with_settings_dict", "'PASSWORD': '***'} (conninfo host=db1 password=*** dbname=shop)"),
+        ("raises_with_env_secret", "KeyError: 'SHOP_DB_PASSWORD is not valid: ***'"),
+    ],
+)
+def test_raising_settings_module_masks_the_error(module: str, shown: str) -> None:
+    secret_env = {"SHOP_DB_PASSWORD": "env-password-must-not-leak"}
+    with pytest.raises(InventoryError) as err:
+        load_profile(module, str(FIXTURES), extra_env=secret_env)
+    message = str(err.value)
+    assert f"cannot import settings module {module!r}: " in message
+    assert shown in message
+    assert "must-not-leak" not in message
+    done = subprocess.run(
+        [sys.executable, str(PROBE), module],
+        env={"PYTHONPATH": str(FIXTURES), "PATH": "/usr/bin:/bin", **secret_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 65
+    assert "must-not-leak" not in done.stderr + done.stdout
+
+
+def test_hostile_cache_locations_are_masked_whole() -> None:
+    profile = load_profile("hostile_cache_locations", str(FIXTURES))
+    joined, listed = profile.caches
+    assert joined.location == ("redis://:***@r1:6379/0", "redis://app:***@r2:6379/0")
+    assert listed.location == (
+        "redis://app:***@r3:6379/0",
+        "rediss://app:***@r4:6380/1",
+        "redis://r5:6379/0?db=1&password=***",
+        "redis://***@r6:6379/0",
+    )
+    assert "must-not-leak" not in _raw("hostile_cache_locations")
 
 
 def test_probe_imports_only_stdlib_and_django() -> None:

@@ -9,20 +9,24 @@ It reads ``django.conf.settings`` and does not call ``django.setup()``: the sett
 needs, and setup would import every installed app, with their side effects, for nothing.
 
 Secrets never leave this process: PASSWORD and SECRET_KEY are never read; database OPTIONS are
-copied through an allow-list; a password in a cache URL is replaced by ``***``.
+copied through an allow-list; a password in a cache URL is replaced by ``***``. The masking rules are
+the toolkit's own (``toolkit/domain/secrets.py``, standard library only), loaded by their path because
+the toolkit is not importable in the app's interpreter.
 
-On a failure to import Django or the settings it prints one line on stderr and exits 65.
+On a failure to import Django or the settings it prints one line on stderr and exits 65; a password
+in that line (a DSN in an exception's message, a ``PASSWORD`` in a dict, the value of an environment
+variable named like a password) is masked too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import json
 import os
-import re
 import sys
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 SCHEMA = "toolkit.django-profile/v1"
 EXIT_DATAERR = 65
@@ -71,7 +75,21 @@ SAFE_POOL_OPTIONS = frozenset(
         "open",
     }
 )
-SECRET_QUERY_KEYS = frozenset({"password", "pass", "pwd", "token", "secret"})
+# The masking rules, shared with the rest of the toolkit: this file's sibling package "domain".
+MASKING = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "domain", "secrets.py")
+# Environment values shorter than this are not masked wherever they appear ("1", "on" would be).
+MIN_ENV_SECRET = 4
+
+
+@functools.lru_cache(maxsize=1)
+def _masking() -> Any:
+    """The module toolkit/domain/secrets.py, loaded from its file (never from the app's sys.path)."""
+    spec = importlib.util.spec_from_file_location("toolkit_probe_masking", MASKING)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the masking rules from {MASKING}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _scalar(value: Any) -> Any:
@@ -108,36 +126,38 @@ def mask_location(location: str) -> str:
     'rediss://app:***@cache1:6380/1?password=***&db=1'
     >>> mask_location("redis://token@cache1")
     'redis://***@cache1'
+    >>> mask_location("redis://app:p,w;d#?@cache1/0")
+    'redis://app:***@cache1/0'
     >>> mask_location("unique-snowflake")
     'unique-snowflake'
     """
-    if "://" not in location:
-        return location
-    parts = urlsplit(location)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        # "user:password" keeps the user; a lone userinfo is a password to Redis (AUTH with one word).
-        userinfo = userinfo.split(":", 1)[0] + ":" + MASK if ":" in userinfo else MASK
-        netloc = userinfo + "@" + host
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, MASK if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return str(_masking().mask_text(location, (), MASK))
 
 
 def _locations(value: Any) -> list[str]:
-    """LOCATION as a list; a string splits on ',' or ';' as Django's Redis and memcached backends do."""
+    """LOCATION as a list, masked; a string splits on ',' or ';' as Django's Redis and memcached
+    backends do, after masking, so that a password holding ',' or ';' is not cut in two."""
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        items = [v.strip() for v in re.split("[;,]", value)]
-    elif isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    else:
-        items = [str(value)]
-    return [mask_location(v) for v in items if v]
+        return [str(v) for v in _masking().split_locations(value, MASK)]
+    items = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+    return [mask_location(v.strip()) for v in items if v.strip()]
+
+
+def _env_secrets() -> list[str]:
+    """Values of environment variables named like passwords (DB_PASSWORD, SECRET_KEY, REDIS_PASS)."""
+    rules = _masking()
+    return [v for k, v in os.environ.items() if rules.is_secret_key(k) and len(v) >= MIN_ENV_SECRET]
+
+
+def mask_error(text: str) -> str:
+    """``text`` with every password the toolkit's rules find, and secret environment values, masked.
+
+    >>> mask_error("could not connect to postgresql://app:s3cret@db/app: {'PASSWORD': 'x y'}")
+    "could not connect to postgresql://app:***@db/app: {'PASSWORD': '***'}"
+    """
+    return str(_masking().mask_text(text, _env_secrets(), MASK))
 
 
 def _port(value: Any) -> int | None:
@@ -192,7 +212,11 @@ def profile(settings: Any, settings_module: str, django_version: str) -> dict[st
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """The exception's first line, masked (the whole message first: a quoted secret may span lines)."""
+    try:
+        text = mask_error(str(exc)).strip().splitlines()
+    except Exception:  # the rules could not be loaded: print no part of the message
+        return f"{type(exc).__name__} (message withheld: cannot load the masking rules from {MASKING})"
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
@@ -202,6 +226,13 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: django_probe.py SETTINGS_MODULE\n")
         return 64
     module = argv[1]
+    try:
+        _masking()
+    except Exception as exc:  # no rules, no error text: a message could hold a password
+        sys.stderr.write(
+            f"cannot load the masking rules from {MASKING} ({type(exc).__name__}); reinstall the toolkit\n"
+        )
+        return EXIT_DATAERR
     # Python puts this script's directory first on sys.path; drop it so that the toolkit's own
     # adapter modules can never shadow the app's modules of the same name.
     here = os.path.dirname(os.path.abspath(__file__))

@@ -6,33 +6,26 @@ doctor's findings in one JSON file. Its only action is writing that file.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from typing import Any
 
+from toolkit.domain import secrets as _secrets
 from toolkit.domain.runbooks.base import Action, RunbookError, RunbookPlan
 
-MASK = "****"
-# Keys whose value is a secret: "password", "auth_password", "requirepass" (not "password_encryption").
-_SECRET_KEY = re.compile(r"(^|[_-])(pass(word)?|passwd|secret|token|requirepass|masterauth)$", re.IGNORECASE)
-_DSN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
-_DSN_KV = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+MASK = _secrets.MASK
 
 
 def mask_text(text: str, secrets: Collection[str] = ()) -> str:
-    """Mask DSN passwords and any known secret in ``text``.
+    """Mask DSN passwords, SQL and environment passwords, and any known secret in ``text``.
+
+    The rules live in :mod:`toolkit.domain.secrets`, shared with the Django probe.
 
     >>> mask_text("postgresql://app:s3cret@127.0.0.1/app host=x password=abc")
     'postgresql://app:****@127.0.0.1/app host=x password=****'
     >>> mask_text("token is abc123", ["abc123"])
     'token is ****'
     """
-    text = _DSN_URL.sub(lambda m: m.group(1) + MASK + "@", text)
-    text = _DSN_KV.sub(lambda m: m.group(1) + MASK, text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+    return _secrets.mask_text(text, secrets, MASK)
 
 
 def mask(value: Any, secrets: Collection[str] = ()) -> Any:
@@ -41,16 +34,7 @@ def mask(value: Any, secrets: Collection[str] = ()) -> Any:
     >>> mask({"auth_password": "x", "rows": [{"dsn": "redis://u:p@h:1"}], "port": 6432})
     {'auth_password': '****', 'rows': [{'dsn': 'redis://u:****@h:1'}], 'port': 6432}
     """
-    if isinstance(value, dict):
-        return {
-            str(k): MASK if _SECRET_KEY.search(str(k)) and v not in (None, "") else mask(v, secrets)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [mask(v, secrets) for v in value]
-    if isinstance(value, str):
-        return mask_text(value, secrets)
-    return value
+    return _secrets.mask_tree(value, secrets, MASK)
 
 
 def plan_snapshot(output: str | None, sources: Collection[str]) -> RunbookPlan:
