@@ -55,7 +55,8 @@ def test_bad_value_exits_65_naming_variable_and_host(capsys: pytest.CaptureFixtu
     code, _, err = run(capsys, "plan", "-i", str(FIXTURES / "bad-value.yml"))
     assert code == 65
     assert err == (
-        "toolkit: inventory: database_max_connections (host pgb1): must be an integer, got 'lots'\n"
+        "toolkit: inventory: database_max_connections (host pgb1): must be an integer from 1 to 262143 "
+        "(ASCII digits), got 'lots'\n"
     )
 
 

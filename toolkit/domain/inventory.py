@@ -22,6 +22,17 @@ from toolkit.domain.models import (
     SizingOverrides,
     Topology,
 )
+from toolkit.domain.role_inputs import NULLABLE, check_host_inputs
+from toolkit.domain.validate import (
+    INT32_MAX,
+    PG_MAX_BACKENDS,
+    Invalid,
+    bounded,
+    show,
+    text,
+    to_int,
+    to_number,
+)
 
 PGBOUNCER_GROUP = "pgbouncer"
 DJANGO_GROUP = "django"
@@ -91,49 +102,50 @@ class HostVars:
             raise InventoryError(key, self.host, "must be a literal value, not a template")
         return value
 
-    def integer(self, key: str, default: int | None, minimum: int = 0) -> int:
-        value = self.optional_integer(key, minimum)
+    def _invalid(self, key: str, exc: Invalid) -> InventoryError:
+        return InventoryError(key, self.host, f"{exc.why}, got {show(exc.got)}" if exc.show else exc.why)
+
+    def integer(self, key: str, default: int | None, minimum: int = 0, maximum: int = INT32_MAX) -> int:
+        value = self.optional_integer(key, minimum, maximum)
         if value is None:
             if default is None:
                 raise InventoryError(key, self.host, "is required (an integer)")
             return default
         return value
 
-    def optional_integer(self, key: str, minimum: int = 0) -> int | None:
+    def optional_integer(self, key: str, minimum: int = 0, maximum: int = INT32_MAX) -> int | None:
+        """An int, or a string of ASCII digits (never a bool, a float or other digits), in range."""
         value = self._raw(key)
         if value is _MISSING:
             return None
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InventoryError(key, self.host, f"must be an integer, got {value!r}")
-        if value < minimum:
-            raise InventoryError(key, self.host, f"must be at least {minimum}, got {value}")
-        return int(value)
+        try:
+            return bounded(to_int(value), minimum, maximum)
+        except Invalid as exc:
+            raise self._invalid(key, exc) from None
 
     def number(self, key: str, default: float, low: float, high: float | None = None) -> float:
+        """A finite number above ``low`` (and at most ``high``): no NaN, infinity or bool."""
         value = self._raw(key)
         if value is _MISSING:
             return default
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise InventoryError(key, self.host, f"must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InventoryError(key, self.host, f"must be a number, got {value!r}")
-        if value <= low or (high is not None and value > high):
+        try:
+            n = to_number(value)
+        except Invalid as exc:
+            raise self._invalid(key, exc) from None
+        if n <= low or (high is not None and n > high):
             bound = f"in ({low}, {high}]" if high is not None else f"above {low}"
-            raise InventoryError(key, self.host, f"must be {bound}, got {value}")
-        return float(value)
+            raise InventoryError(key, self.host, f"must be {bound}, got {n}")
+        return n
 
     def text(self, key: str, default: str) -> str:
+        """A non-empty string of one line (no control characters)."""
         value = self._raw(key)
         if value is _MISSING:
             return default
-        if not isinstance(value, str) or not value:
-            raise InventoryError(key, self.host, f"must be a non-empty string, got {value!r}")
-        return value
+        try:
+            return text(value)
+        except Invalid as exc:
+            raise self._invalid(key, exc) from None
 
     def choice(self, key: str, enum: type[E], default: E) -> E:
         value = self._raw(key)
@@ -157,12 +169,11 @@ class HostVars:
         if not isinstance(value, list) or not value:
             raise InventoryError(key, self.host, f"must be a non-empty list, got {value!r}")
         out = []
-        for item in value:
+        for i, item in enumerate(value):
             name = item.get(item_key) if isinstance(item, Mapping) else item
             if not isinstance(name, str) or not name:
-                raise InventoryError(
-                    key, self.host, f"each entry needs a non-empty '{item_key}', got {item!r}"
-                )
+                # Never the entry itself: an auth user's entry holds its password.
+                raise InventoryError(key, self.host, f"entry {i + 1} needs a non-empty '{item_key}'")
             out.append(name)
         if len(set(out)) != len(out):
             raise InventoryError(key, self.host, f"has duplicate names: {out}")
@@ -183,12 +194,24 @@ class HostVars:
 
 
 def topology_from_inventory(
-    groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Mapping[str, Any]]
+    groups: Mapping[str, Sequence[str]],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    *,
+    check_inputs: bool = True,
 ) -> Topology:
-    """Return the topology that ``groups`` and ``hostvars`` describe."""
+    """Return the topology that ``groups`` and ``hostvars`` describe.
+
+    With ``check_inputs`` every host's role inputs are checked first
+    (:func:`toolkit.domain.role_inputs.check_host_inputs`), values still written as templates left
+    to the play. The Ansible filter passes False: its hostvars carry user names without passwords,
+    and the play has checked the rendered inputs before it sizes anything.
+    """
     pgb_names = list(groups.get(PGBOUNCER_GROUP, ()))
     if not pgb_names:
         raise InventoryError("groups", None, "the 'pgbouncer' group has no hosts; add the PgBouncer hosts")
+
+    for host, values in hostvars.items() if check_inputs else ():
+        check_host_inputs(host, values, rendered=False, nullable=NULLABLE | set(INVENTORY_KEYS))
 
     def host_vars(host: str) -> HostVars:
         return HostVars(host, hostvars.get(host, {}))
@@ -232,7 +255,7 @@ def _agreed(
 def _database(v: HostVars) -> DatabaseCapacity:
     defaults = DatabaseCapacity(max_connections=1, cores=1)
     return DatabaseCapacity(
-        max_connections=v.integer("database_max_connections", None, minimum=1),
+        max_connections=v.integer("database_max_connections", None, minimum=1, maximum=PG_MAX_BACKENDS),
         cores=v.integer("database_cores", None, minimum=1),
         superuser_reserved_connections=v.integer(
             "database_superuser_reserved_connections", defaults.superuser_reserved_connections
@@ -242,7 +265,7 @@ def _database(v: HostVars) -> DatabaseCapacity:
         spindles=v.integer("database_spindles", defaults.spindles),
         hold_factor=v.number("database_hold_factor", defaults.hold_factor, low=0.0),
         host=v.text("database_host", defaults.host),
-        port=v.integer("database_port", defaults.port, minimum=1),
+        port=v.integer("database_port", defaults.port, minimum=1, maximum=65535),
     )
 
 
@@ -255,7 +278,7 @@ def _pgbouncer(v: HostVars) -> PgBouncerHost:
         pool_mode=v.choice("pgbouncer_pool_mode", PoolMode, PoolMode.TRANSACTION),
         admin_slots=v.integer("pgbouncer_admin_slots", 5),
         listen_addr=v.text("pgbouncer_listen_addr", "127.0.0.1"),
-        listen_port=v.integer("pgbouncer_listen_port", 6432, minimum=1),
+        listen_port=v.integer("pgbouncer_listen_port", 6432, minimum=1, maximum=65535),
         overrides=SizingOverrides(
             default_pool_size=v.optional_integer("pgbouncer_default_pool_size", minimum=1),
             min_pool_size=v.optional_integer("pgbouncer_min_pool_size"),

@@ -13,6 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 from toolkit.domain.errors import ToolkitError
 from toolkit.domain.inventory import INVENTORY_KEYS, topology_from_inventory
+from toolkit.domain.role_inputs import ROLE_VARIABLES, check_host_inputs
 from toolkit.domain.scram import scram_sha256_verifier
 from toolkit.domain.sizing import plan
 
@@ -22,7 +23,9 @@ def toolkit_pool_plan(
 ) -> dict[str, Any]:
     """Return the plan (plain data) for the topology that groups and per-host variables describe."""
     try:
-        return plan(topology_from_inventory(groups, hostvars)).to_dict()
+        # Role inputs are checked by toolkit_check_inputs (check play, roles' assert.yml) on the
+        # rendered values; these hostvars hold user names only, so they are not checked again here.
+        return plan(topology_from_inventory(groups, hostvars, check_inputs=False)).to_dict()
     except ToolkitError as exc:
         raise AnsibleFilterError(f"toolkit sizing: {exc}") from None
 
@@ -33,6 +36,26 @@ def toolkit_scram_verifier(password: str, username: str, seed: str) -> str:
         return scram_sha256_verifier(str(password), str(username), str(seed))
     except ValueError as exc:
         raise AnsibleFilterError(f"toolkit scram: {exc}") from None
+
+
+def toolkit_check_inputs(values: Mapping[str, Any], host: str) -> bool:
+    """Return True when every role input in ``values`` (one host's, rendered) passes its rule.
+
+    Otherwise fail with the domain's one-line message naming the variable, the host and what is
+    allowed; a secret's value is never in it.
+    """
+    try:
+        check_host_inputs(str(host), dict(values))
+    except ToolkitError as exc:
+        raise AnsibleFilterError(f"toolkit inputs: {exc}") from None
+    return True
+
+
+def toolkit_role_inputs(role: str) -> list[str]:
+    """Return the names of the inputs of ``role`` (pgbouncer, redis, postgresql_lab, django_demo, plan)."""
+    if role not in ROLE_VARIABLES:
+        raise AnsibleFilterError(f"toolkit inputs: unknown role {role!r}; known: {', '.join(ROLE_VARIABLES)}")
+    return list(ROLE_VARIABLES[role])
 
 
 def toolkit_inventory_keys(_: Any = None) -> list[str]:
@@ -48,4 +71,6 @@ class FilterModule:
             "toolkit_pool_plan": toolkit_pool_plan,
             "toolkit_scram_verifier": toolkit_scram_verifier,
             "toolkit_inventory_keys": toolkit_inventory_keys,
+            "toolkit_check_inputs": toolkit_check_inputs,
+            "toolkit_role_inputs": toolkit_role_inputs,
         }
