@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
-from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
+from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
 
 PGB_PORT = 6432
 PG_PORT = 5432
@@ -169,8 +169,8 @@ def lab_restored() -> Iterator[None]:
                     continue
                 if int(row["paused"]):
                     with suppress(Exception):
-                        console.command(f"RESUME {name}")
+                        console.command(admin_command("RESUME", name))
                 if int(row["disabled"]):
                     with suppress(Exception):
-                        console.command(f"ENABLE {name}")
+                        console.command(admin_command("ENABLE", name))
             console.command("RELOAD")

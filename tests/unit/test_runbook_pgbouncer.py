@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from tests.unit import snapshots as s
+from toolkit.adapters.pgbouncer import admin_command, quote_ident, quote_literal, set_command
+from toolkit.domain.errors import RefusedError
 from toolkit.domain.runbooks.base import RunbookError
 from toolkit.domain.runbooks.pgbouncer import (
     DatabaseFlags,
@@ -37,7 +39,7 @@ def _xact(pid: int, age: float | None, **changes: Any) -> Any:
 
 def test_pause_refuses_while_a_transaction_older_than_the_limit_is_open() -> None:
     expected = r"1 transaction\(s\) open for at least 10 s would hold the PAUSE \(pid 7 "
-    with pytest.raises(RunbookError, match=expected):
+    with pytest.raises(RefusedError, match=expected):  # the live state refuses: exit 2, not 64
         plan_pause([PGB], [_xact(7, 12.0)], database=None, older_than=10, timeout=5)
 
 
@@ -174,7 +176,7 @@ def test_resize_within_the_budget_prints_the_permanent_change() -> None:
 @pytest.mark.parametrize("size", [92, 500])
 def test_resize_beyond_the_budget_is_refused_quoting_the_sizing(size: int) -> None:
     # 100 max_connections - 3 superuser - 6 bypass = 91 usable slots for one (process, pool) pair.
-    with pytest.raises(RunbookError, match=rf"refused, nothing changed: .*default_pool_size {size} exceeds"):
+    with pytest.raises(RefusedError, match=rf"refused, nothing changed: .*default_pool_size {size} exceeds"):
         plan_resize(s.topology(), {"pgb1": PGB}, size, {})
 
 
@@ -193,3 +195,46 @@ def test_parse_ini_skips_includes_and_reports_garbage_as_value_error() -> None:
     assert parse_ini("[pgbouncer]\npool_mode = session\n%include /etc/x.ini\n") == {"pool_mode": "session"}
     with pytest.raises(ValueError, match="unreadable PgBouncer config"):
         parse_ini("[pgbouncer]\nnot a setting line\n")
+
+
+# --- quoting of admin commands -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "quoted"),
+    [
+        ("app", '"app"'),
+        ('a"pp', '"a""pp"'),
+        ("app; SHUTDOWN", '"app; SHUTDOWN"'),
+        ('app"; SHUTDOWN; "x', '"app""; SHUTDOWN; ""x"'),
+        ('"', '""""'),
+        ("app\nSHUTDOWN", '"app\nSHUTDOWN"'),
+        ("Ünïcode", '"Ünïcode"'),
+    ],
+)
+def test_identifiers_are_double_quoted_with_quotes_doubled(name: str, quoted: str) -> None:
+    assert quote_ident(name) == quoted
+    # Read back as PgBouncer's WORD does ("..." with "" for one quote): the same name, nothing more.
+    assert quoted[1:-1].replace('""', '"') == name
+
+
+@pytest.mark.parametrize("name", ["", "a\x00b"])
+def test_names_the_console_cannot_take_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="not an identifier"):
+        quote_ident(name)
+
+
+@pytest.mark.parametrize("verb", ["PAUSE", "RESUME", "KILL", "DISABLE", "ENABLE", "RECONNECT", "WAIT_CLOSE"])
+def test_every_admin_command_quotes_its_database(verb: str) -> None:
+    assert admin_command(verb, 'x"; SHUTDOWN') == f'{verb} "x""; SHUTDOWN"'
+    assert admin_command(verb) == verb
+
+
+def test_only_known_verbs_are_built() -> None:
+    with pytest.raises(ValueError, match="not an admin command"):
+        admin_command("SHUTDOWN", "app")
+
+
+def test_set_quotes_the_key_and_the_value() -> None:
+    assert set_command("default_pool_size", 20) == "SET \"default_pool_size\" = '20'"
+    assert quote_literal("1'; SHUTDOWN") == "'1''; SHUTDOWN'"

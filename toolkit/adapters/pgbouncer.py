@@ -20,6 +20,58 @@ import psycopg
 from toolkit.adapters.errors import TargetError
 from toolkit.domain.snapshot import ClientConn, PgBouncerState, PoolState
 
+# Admin commands that take a database (or, for SET, a setting) name. Every such name is sent quoted:
+# PgBouncer's console grammar (src/admin.c: WORD is "..." with "" for a quote, or [0-9a-z_]+) unquotes
+# it, so a name can never end the command early or add another (measured on 1.18: PAUSE "app" works,
+# PAUSE "a""pp" looks for the database a"pp).
+ADMIN_VERBS = frozenset(
+    {"PAUSE", "RESUME", "KILL", "DISABLE", "ENABLE", "RECONNECT", "WAIT_CLOSE", "SUSPEND"}
+)
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted identifier for the admin console: in double quotes, each ``"`` doubled.
+
+    >>> quote_ident('app')
+    '"app"'
+    >>> quote_ident('a"; SHUTDOWN')
+    '"a""; SHUTDOWN"'
+    """
+    if not name or "\x00" in name:
+        raise ValueError(f"not an identifier the admin console can name: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """``value`` as a string literal for the admin console's SET: in single quotes, each ``'`` doubled.
+
+    >>> quote_literal("it's")
+    "'it''s'"
+    """
+    if "\x00" in value:
+        raise ValueError(f"not a value the admin console can take: {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def admin_command(verb: str, name: str | None = None) -> str:
+    """One admin command on one database (or on the whole pooler without ``name``), the name quoted.
+
+    >>> admin_command("PAUSE", "app"), admin_command("RESUME")
+    ('PAUSE "app"', 'RESUME')
+    """
+    if verb not in ADMIN_VERBS:
+        raise ValueError(f"not an admin command that names a database: {verb!r}")
+    return verb if name is None else f"{verb} {quote_ident(name)}"
+
+
+def set_command(key: str, value: object) -> str:
+    """``SET "key" = 'value'``: a live setting, both sides quoted.
+
+    >>> print(set_command("default_pool_size", 20))
+    SET "default_pool_size" = '20'
+    """
+    return f"SET {quote_ident(key)} = {quote_literal(str(value))}"
+
 
 @dataclass(frozen=True)
 class AdminTarget:

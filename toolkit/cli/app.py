@@ -22,7 +22,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from toolkit.cli.status import ExitStatus
-from toolkit.domain.errors import InventoryError, SizingError, ToolkitError
+from toolkit.domain.errors import InventoryError, RefusedError, SizingError, ToolkitError
 
 
 @dataclass(frozen=True)
@@ -147,15 +147,16 @@ def _root(
 
 
 def _exit_code(exc: ToolkitError) -> ExitStatus:
+    """The exit code of a known error: the first class of the one mapping below that ``exc`` is."""
     from toolkit.domain.runbooks.base import RunbookError  # noqa: PLC0415 - only on the error path
 
-    if isinstance(exc, SizingError):
-        return ExitStatus.CRITICAL
-    if isinstance(exc, InventoryError):
-        return ExitStatus.DATAERR
-    if isinstance(exc, RunbookError):
-        return ExitStatus.USAGE
-    return ExitStatus.UNKNOWN
+    codes: tuple[tuple[type[ToolkitError], ExitStatus], ...] = (
+        (SizingError, ExitStatus.CRITICAL),  # the topology cannot fit the database
+        (RefusedError, ExitStatus.CRITICAL),  # a runbook refused because of the live state
+        (InventoryError, ExitStatus.DATAERR),
+        (RunbookError, ExitStatus.USAGE),  # a malformed or forbidden request
+    )
+    return next((code for cls, code in codes if isinstance(exc, cls)), ExitStatus.UNKNOWN)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from toolkit.adapters import inventory
+from toolkit.adapters import audit, inventory
 from toolkit.adapters.audit import audit_path
 from toolkit.adapters.secrets import Secrets
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.inventory import topology_from_inventory
-from toolkit.domain.runbooks.base import RunbookError, RunbookPlan, parse_duration
+from toolkit.domain.runbooks.base import RunbookError, RunbookPlan, parse_count, parse_duration, parse_number
+from toolkit.domain.runbooks.sessions import DEFAULT_MAX_SESSIONS
 from toolkit.domain.targets import endpoints
 
 if TYPE_CHECKING:
@@ -45,8 +47,10 @@ def list_command() -> None:
     for col in ("name", "what it does", "fixes"):
         table.add_column(col)
     for info in infos():
-        title = f"{info.title} [dim](manual)[/dim]" if info.manual else info.title
-        table.add_row(info.name, title, ", ".join(info.fixes))
+        title = Text(info.title)
+        if info.manual:
+            title.append(" (manual)", style="dim")
+        table.add_row(Text(info.name), title, Text(", ".join(info.fixes)))
     Console().print(table)
 
 
@@ -68,15 +72,43 @@ def show_command(name: Annotated[str, typer.Argument(help="Runbook name.")]) -> 
         )
 
 
-def _confirm(plan: RunbookPlan, database: str | None, confirm_database: bool) -> bool:
+# Bounds of the number flags: beyond them a value is a typo, not a wish (and some would overflow
+# PostgreSQL's statement_timeout, an int of milliseconds, or sleep for ever).
+MAX_TIMEOUT_S = 3600.0
+MAX_RATE = 1000.0
+MAX_GRACE_S = 3600.0
+MAX_SESSIONS = 100_000
+MAX_POOL_SIZE = 262_143  # PostgreSQL's own limit on max_connections
+MAX_CACHE_VERSION = 2**31 - 1
+
+
+def _confirm(plan: RunbookPlan, database: str | None, confirm_database: bool, err: bool) -> bool:
     targets = sorted({a.target for a in plan.actions})
     if confirm_database:
-        typed = typer.prompt(f"type the database name ({database}) to act on {', '.join(targets)}")
+        typed = typer.prompt(f"type the database name ({database}) to act on {', '.join(targets)}", err=err)
         return bool(database) and typed == database
-    return typer.confirm(f"act on {', '.join(targets)} ({len(plan.actions)} action(s))?", default=False)
+    return typer.confirm(
+        f"act on {', '.join(targets)} ({len(plan.actions)} action(s))?", default=False, err=err
+    )
 
 
-def _render(plan: RunbookPlan, outcome: Outcome | None, output: RunFormat, dry_run: bool) -> None:
+def _plan_table(plan: RunbookPlan, console: Console) -> None:
+    """The plan as a table. Every cell is a Text: server and client text (application_name, query)
+    is never read as rich markup."""
+    table = Table(title=Text(f"{plan.runbook}: {len(plan.actions)} action(s)"), title_justify="left")
+    for col in ("target", "action", "why"):
+        table.add_column(col)
+    for a in plan.actions:
+        table.add_row(Text(a.target), Text(a.describe()), Text(a.why))
+    console.print(table)
+    for note in plan.notes:
+        console.print(Text(note, style="dim"))
+
+
+def _render(
+    plan: RunbookPlan, outcome: Outcome | None, output: RunFormat, dry_run: bool, shown: bool
+) -> None:
+    """The run's document (JSON), or the plan (unless already ``shown`` before the prompt) and results."""
     if output is RunFormat.json:
         doc = {"schema": "toolkit.runbook/v1", "dry_run": dry_run, "plan": plan.to_dict()}
         if outcome is not None:
@@ -84,26 +116,26 @@ def _render(plan: RunbookPlan, outcome: Outcome | None, output: RunFormat, dry_r
                 {"target": a.target, "action": a.kind, "parameters": dict(a.args), "result": r}
                 for a, r in outcome.results + outcome.failed
             ]
+            doc["skipped"] = [
+                {"target": a.target, "action": a.kind, "parameters": dict(a.args), "result": f"skipped: {r}"}
+                for a, r in outcome.skipped
+            ]
             doc["verified"] = outcome.verified
             doc["verification"] = outcome.verification
         typer.echo(json.dumps(doc, indent=2, default=str))
         return
     console = Console()
-    table = Table(title=f"{plan.runbook}: {len(plan.actions)} action(s)", title_justify="left")
-    for col in ("target", "action", "why"):
-        table.add_column(col)
-    for a in plan.actions:
-        table.add_row(a.target, a.describe(), a.why)
-    console.print(table)
-    for note in plan.notes:
-        console.print(f"[dim]{note}[/dim]")
+    if not shown:
+        _plan_table(plan, console)
     if outcome is not None:
         for a, r in outcome.results:
-            console.print(f"done: {a.describe()} -> {r}")
+            console.print(Text(f"done: {a.describe()} -> {r}"))
+        for a, r in outcome.skipped:
+            console.print(Text(f"skipped: {a.describe()} -> {r}", style="yellow"))
         for a, r in outcome.failed:
-            console.print(f"[red]failed: {a.describe()} -> {r}[/red]")
+            console.print(Text(f"failed: {a.describe()} -> {r}", style="red"))
         colour = "green" if outcome.verified else "red"
-        console.print(f"[{colour}]verify: {outcome.verification}[/{colour}]")
+        console.print(Text(f"verify: {outcome.verification}", style=colour))
 
 
 @app.command("run")
@@ -113,7 +145,9 @@ def run_command(
     yes: Annotated[bool, typer.Option("--yes", help="Act. Without it: the plan only (dry run).")] = False,
     target: Annotated[str | None, typer.Option("--target", help="One inventory host.")] = None,
     output: Annotated[RunFormat, typer.Option("--format", "-f", help="Output format.")] = RunFormat.table,
-    older_than: Annotated[str | None, typer.Option("--older-than", help="Age, such as 30s or 5m.")] = None,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Age above 0, such as 30s or 5m.")
+    ] = None,
     database: Annotated[str | None, typer.Option("--database", help="Only this database.")] = None,
     application_name: Annotated[str | None, typer.Option("--application-name", help="Only this app.")] = None,
     app_node: Annotated[
@@ -123,13 +157,26 @@ def run_command(
     terminate: Annotated[
         bool, typer.Option("--terminate", help="Terminate what a cancel did not stop.")
     ] = False,
+    max_sessions: Annotated[
+        str, typer.Option("--max", help="Refuse to act on more sessions than this in one run.")
+    ] = str(DEFAULT_MAX_SESSIONS),
+    include_bypass: Annotated[
+        bool,
+        typer.Option(
+            "--include-bypass-roles",
+            help="Also act on the roles that bypass PgBouncer (database_bypass_connections).",
+        ),
+    ] = False,
+    include_toolkit: Annotated[
+        bool, typer.Option("--include-toolkit-sessions", help="Also act on the toolkit's own sessions.")
+    ] = False,
     prefix: Annotated[str | None, typer.Option("--prefix", help="Redis key prefix to delete.")] = None,
     key_prefix: Annotated[str | None, typer.Option("--key-prefix", help="Django KEY_PREFIX.")] = None,
-    version: Annotated[int | None, typer.Option("--version", help="Django cache VERSION.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Django cache VERSION.")] = None,
     bump_version: Annotated[bool, typer.Option("--bump-version", help="Retire by VERSION + 1.")] = False,
-    size: Annotated[int | None, typer.Option("--size", help="New pool size.")] = None,
-    rate: Annotated[float, typer.Option("--rate", help="Actions per second, at most.")] = 10.0,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per target operation.")] = 5.0,
+    size: Annotated[str | None, typer.Option("--size", help="New pool size.")] = None,
+    rate: Annotated[str, typer.Option("--rate", help="Actions per second, at most.")] = "10",
+    timeout: Annotated[str, typer.Option("--timeout", help="Seconds per target operation.")] = "5",
     secrets_dir: Annotated[str | None, typer.Option("--secrets", help="Directory of password files.")] = None,
     audit_log: Annotated[str | None, typer.Option("--audit-log", help="Audit log file (JSON lines).")] = None,
     out_file: Annotated[str | None, typer.Option("-o", "--output", help="File to write (snapshot).")] = None,
@@ -140,25 +187,25 @@ def run_command(
     from toolkit.runbooks.base import RunContext, RunOptions  # noqa: PLC0415
     from toolkit.runbooks.execute import act_and_verify  # noqa: PLC0415
 
-    if timeout <= 0 or rate <= 0:
-        raise RunbookError("--timeout and --rate must be above 0")
-    if size is not None and size < 1:
-        raise RunbookError(f"--size must be at least 1, got {size}")
+    seconds = parse_number(timeout, "--timeout", above=0, high=MAX_TIMEOUT_S)
     book = find(name)
     opts = RunOptions(
-        older_than=parse_duration(older_than, "--older-than") if older_than is not None else None,
+        older_than=None if older_than is None else parse_duration(older_than, "--older-than", above=0),
         database=database,
         application_name=application_name,
         app_node=app_node,
-        grace=parse_duration(grace, "--grace"),
+        grace=parse_duration(grace, "--grace", high=MAX_GRACE_S),
         terminate=terminate,
         prefix=prefix,
         key_prefix=key_prefix,
-        version=version,
+        version=None if version is None else parse_count(version, "--version", low=0, high=MAX_CACHE_VERSION),
         bump_version=bump_version,
-        size=size,
-        rate=rate,
+        size=None if size is None else parse_count(size, "--size", low=1, high=MAX_POOL_SIZE),
+        rate=parse_number(rate, "--rate", above=0, high=MAX_RATE),
         output=out_file,
+        max_sessions=parse_count(max_sessions, "--max", low=1, high=MAX_SESSIONS),
+        include_bypass=include_bypass,
+        include_toolkit=include_toolkit,
     )
     data = inventory.load(inventory_path)
     topology = topology_from_inventory(data.groups, data.hostvars)
@@ -172,19 +219,29 @@ def run_command(
         topology,
         eps,
         Secrets.locate(inventory_path, secrets_dir),
-        timeout,
+        seconds,
         target,
         audit_path(audit_log),
     )
     plan = book.plan(ctx, opts)
     if not plan.actions:
-        _render(plan, None, output, dry_run=not yes)
+        _render(plan, None, output, dry_run=not yes, shown=False)
         typer.echo("nothing to do", err=True)
         raise typer.Exit(ExitStatus.OK)
-    if not yes and (not sys.stdin.isatty() or not _confirm(plan, database, book.INFO.confirm_database)):
-        _render(plan, None, output, dry_run=True)
+    interactive = not yes and sys.stdin.isatty()
+    if not yes and not interactive:
+        _render(plan, None, output, dry_run=True, shown=False)
         typer.echo("dry run: nothing changed (add --yes to act)", err=True)
         raise typer.Exit(ExitStatus.OK)
+    audit.check(ctx.audit)  # before the prompt and the first action: a log that swallows records is refused
+    shown = False
+    if interactive:
+        # The plan before the question: on stderr with --format json, so stdout stays one document.
+        _plan_table(plan, Console(stderr=output is RunFormat.json))
+        shown = output is RunFormat.table
+        if not _confirm(plan, database, book.INFO.confirm_database, err=output is RunFormat.json):
+            typer.echo("not confirmed: nothing changed", err=True)
+            raise typer.Exit(ExitStatus.OK)
     outcome = act_and_verify(book, ctx, opts, plan)
-    _render(plan, outcome, output, dry_run=False)
+    _render(plan, outcome, output, dry_run=False, shown=shown)
     raise typer.Exit(ExitStatus.OK if outcome.ok else ExitStatus.CRITICAL)

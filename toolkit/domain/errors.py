@@ -28,3 +28,12 @@ class SizingError(ToolkitError):
     def __init__(self, message: str, kind: str = "budget") -> None:
         self.kind = kind
         super().__init__(message)
+
+
+class RefusedError(ToolkitError):
+    """A runbook refused because of the live state it read, and changed nothing (exit 2, CRITICAL).
+
+    Open transactions that would hold a PAUSE, a pool size beyond the budget, more sessions than
+    ``--max``, a cache prefix that also matches another namespace. A malformed command line is a
+    RunbookError instead (exit 64).
+    """

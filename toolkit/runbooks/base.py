@@ -10,7 +10,8 @@ from typing import Protocol
 from toolkit.adapters.inventory import InventoryData
 from toolkit.adapters.secrets import Secrets
 from toolkit.domain.models import Topology
-from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.base import Action, ActionSkipped, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.sessions import DEFAULT_MAX_SESSIONS
 from toolkit.domain.targets import Endpoint
 
 
@@ -25,8 +26,9 @@ class RunContext:
     timeout: float
     target: str | None  # --target: one inventory host, or None for all
     audit: Path
-    # Records one action in the audit log: (runbook, action, result). Set by the executor.
-    record: Callable[[str, Action, str], None] = lambda runbook, action, result: None
+    # Writes the intent record of one action (runbook, action) to the audit log, fsynced, and returns
+    # the function that writes its outcome. Set by the executor; :func:`audited` is how actions use it.
+    intend: Callable[[str, Action], Callable[[str], None]] = lambda runbook, action: lambda result: None
 
     def selected(self, kind: str) -> list[Endpoint]:
         """Endpoints of ``kind`` that --target selects."""
@@ -51,6 +53,9 @@ class RunOptions:
     size: int | None = None
     rate: float = 10.0  # actions per second, at most
     output: str | None = None
+    max_sessions: int = DEFAULT_MAX_SESSIONS  # --max: sessions one run may act on
+    include_bypass: bool = False  # --include-bypass-roles
+    include_toolkit: bool = False  # --include-toolkit-sessions
 
 
 class Runbook(Protocol):
@@ -63,3 +68,18 @@ class Runbook(Protocol):
     def act(self, ctx: RunContext, action: Action, opts: RunOptions) -> str: ...
 
     def verify(self, ctx: RunContext, plan: RunbookPlan, opts: RunOptions) -> tuple[bool, str]: ...
+
+
+def audited(ctx: RunContext, runbook: str, action: Action, do: Callable[[], str]) -> str:
+    """Write the intent record, run ``do``, then write its outcome (the result, skipped or failed)."""
+    finish = ctx.intend(runbook, action)
+    try:
+        result = do()
+    except ActionSkipped as exc:
+        finish(f"skipped: {exc}")
+        raise
+    except Exception as exc:
+        finish(f"failed: {exc}")
+        raise
+    finish(result)
+    return result

@@ -1,15 +1,22 @@
 """Runbook cache-flush-namespace: delete one cache namespace with SCAN and UNLINK in batches.
 
 Never FLUSHALL, FLUSHDB or KEYS. The prefix is --prefix, or Django's KEY_PREFIX and VERSION
-(``prefix:version:``). --bump-version retires a namespace without deleting anything: it prints the
-settings change (VERSION + 1) and leaves the old keys to expire.
+(``prefix:version:``); it must lie inside the app's key prefix, and only keys under it *with* the
+separator are deleted (toolkit.domain.runbooks.cache). --bump-version retires a namespace without
+deleting anything: it prints the settings change (VERSION + 1) and leaves the old keys to expire.
 """
 
 from __future__ import annotations
 
 from toolkit.adapters import redis_state
 from toolkit.domain.runbooks.base import Action, RunbookError, RunbookInfo, RunbookPlan
-from toolkit.domain.runbooks.cache import check_prefix, django_prefix, plan_flush_namespace
+from toolkit.domain.runbooks.cache import (
+    check_inside,
+    check_prefix,
+    django_prefix,
+    namespace,
+    plan_flush_namespace,
+)
 from toolkit.runbooks.base import RunContext, RunOptions
 
 INFO = RunbookInfo(
@@ -30,14 +37,15 @@ def _prefix(opts: RunOptions) -> str:
     )
 
 
-def _client(ctx: RunContext) -> tuple[redis_state.RedisTarget, str]:
+def _client(ctx: RunContext) -> tuple[redis_state.RedisTarget, str, str]:
+    """The one Redis selected, its label, and the app's key prefix there."""
     endpoints = ctx.selected("redis")
     if len(endpoints) != 1:
         names = ", ".join(e.name for e in ctx.endpoints if e.kind == "redis") or "none"
         raise RunbookError(f"pick one Redis with --target (the inventory has: {names})")
     ep = endpoints[0]
     target = redis_state.RedisTarget(ep.name, ep.address, ep.port, ep.user, ctx.secrets.password("redis"))
-    return target, target.label
+    return target, target.label, ep.key_prefix
 
 
 def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
@@ -54,13 +62,18 @@ def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
         )
         return RunbookPlan(INFO.name, (), notes)
     prefix = _prefix(opts)
-    target, label = _client(ctx)
-    return plan_flush_namespace(label, prefix, redis_state.count_prefix(target, prefix, ctx.timeout))
+    target, label, app_prefix = _client(ctx)
+    check_inside(prefix, app_prefix)
+    in_namespace = redis_state.count_prefix(target, namespace(prefix), ctx.timeout)
+    beginning_with = (
+        in_namespace if namespace(prefix) == prefix else redis_state.count_prefix(target, prefix, ctx.timeout)
+    )
+    return plan_flush_namespace(label, prefix, in_namespace, beginning_with)
 
 
 def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
     """UNLINK every key under the prefix, in batches."""
-    target, _ = _client(ctx)
+    target, _, _ = _client(ctx)
     removed = redis_state.unlink_prefix(
         target, str(action.args["prefix"]), int(action.args["batch"]), ctx.timeout
     )
@@ -71,7 +84,7 @@ def verify(ctx: RunContext, plan: RunbookPlan, opts: RunOptions) -> tuple[bool, 
     """No key is left under the prefix."""
     if not plan.actions:
         return True, "nothing to verify"
-    target, _ = _client(ctx)
+    target, _, _ = _client(ctx)
     prefix = str(plan.actions[0].args["prefix"])
     left = redis_state.count_prefix(target, prefix, ctx.timeout)
     return (left == 0, f"{left} key(s) left under {prefix!r}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from toolkit.adapters.errors import TargetError
-from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
+from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
 from toolkit.domain.inventory import HostVars
 from toolkit.domain.runbooks.base import RunbookError
 from toolkit.domain.runbooks.pgbouncer import ADMIN_DATABASE, DatabaseFlags, database_flags
@@ -154,7 +154,7 @@ def pause(target: AdminTarget, databases: Sequence[str], timeout: float, whole: 
     when SHOW POOLS shows no server connection of those databases still in use.
     """
     start = time.monotonic()
-    commands = [f"PAUSE {db}" for db in databases] + (["PAUSE"] if whole else [])
+    commands = [admin_command("PAUSE", db) for db in databases] + ([admin_command("PAUSE")] if whole else [])
     timed(target, commands, timeout, "open transactions held the PAUSE")
     busy = _busy_servers(target, databases, max(0.0, timeout - (time.monotonic() - start)))
     if busy:
@@ -190,8 +190,8 @@ def resume(target: AdminTarget, databases: Sequence[str], timeout: float, whole:
     """RESUME (if ``whole``, the pooler first) and each database on a new session; not paused is fine."""
     done, already = [], []
     with AdminConsole(target, timeout) as console:
-        for name, command in ([("pooler", "RESUME")] if whole else []) + [
-            (db, f"RESUME {db}") for db in databases
+        for name, command in ([("pooler", admin_command("RESUME"))] if whole else []) + [
+            (db, admin_command("RESUME", db)) for db in databases
         ]:
             try:
                 console.command(command)

@@ -6,7 +6,7 @@ and server connection of the database and leaves it paused until RESUME (pgbounc
 
 from __future__ import annotations
 
-from toolkit.adapters.pgbouncer import AdminConsole
+from toolkit.adapters.pgbouncer import AdminConsole, admin_command
 from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan
 from toolkit.domain.runbooks.pgbouncer import check_database, plan_database_command
 from toolkit.runbooks import pgb
@@ -32,7 +32,7 @@ class DatabaseCommand:
         """Run the command on one target."""
         database = str(action.args["database"])
         with AdminConsole(pgb.by_label(ctx, action.target), ctx.timeout) as console:
-            console.command(f"{self.command} {database}")
+            console.command(admin_command(self.command, database))
         return f"{self.command} {database}: done"
 
     def verify(self, ctx: RunContext, plan: RunbookPlan, opts: RunOptions) -> tuple[bool, str]:

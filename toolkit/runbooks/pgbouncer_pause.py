@@ -62,14 +62,20 @@ def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
     if not failed:
         return "; ".join(f"{t.label}: {r}" for t, r, _ in results)
     # A bare RESUME too, always: it also ends a bare PAUSE left pending by the dropped session.
+    finish = {
+        t.label: ctx.intend(
+            INFO.name,
+            Action(
+                t.label, "RESUME", {"database": ", ".join(databases)}, "a PAUSE failed: resume every pool"
+            ),
+        )
+        for t in targets
+    }
     resumed = pgb.in_parallel(
         lambda t: pgb.resume(t, databases, ctx.timeout, whole=True), targets, 2 * ctx.timeout + 2
     )
     for t, result, error in resumed:
-        undo = Action(
-            t.label, "RESUME", {"database": ", ".join(databases)}, "a PAUSE failed: resume every pool"
-        )
-        ctx.record(INFO.name, undo, result or f"failed: {error}")
+        finish[t.label](result or f"failed: {error}")
     still = [t.label for t, _, e in resumed if e is not None]
     first, error = failed[0]
     cause = error.cause if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"

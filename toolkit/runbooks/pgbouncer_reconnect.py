@@ -6,7 +6,7 @@ are. WAIT_CLOSE is time-limited (a long transaction holds it): on timeout its se
 
 from __future__ import annotations
 
-from toolkit.adapters.pgbouncer import AdminConsole
+from toolkit.adapters.pgbouncer import AdminConsole, admin_command
 from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan
 from toolkit.domain.runbooks.pgbouncer import check_database, plan_reconnect
 from toolkit.runbooks import pgb
@@ -31,7 +31,7 @@ def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
     """Run one RECONNECT or WAIT_CLOSE."""
     target = pgb.by_label(ctx, action.target)
     database = action.args.get("database")
-    command = f"{action.kind} {database}" if database else action.kind
+    command = admin_command(action.kind, str(database) if database else None)
     return pgb.timed(target, [command], ctx.timeout, "a server connection is still in use")
 
 

@@ -7,7 +7,7 @@ SET lasts until the next RELOAD; the plan prints the inventory change that makes
 
 from __future__ import annotations
 
-from toolkit.adapters.pgbouncer import AdminConsole
+from toolkit.adapters.pgbouncer import AdminConsole, set_command
 from toolkit.domain.runbooks.base import Action, RunbookError, RunbookInfo, RunbookPlan
 from toolkit.domain.runbooks.pgbouncer import plan_resize
 from toolkit.runbooks import pgb
@@ -43,7 +43,7 @@ def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
     """SET default_pool_size on one target."""
     size = int(action.args["default_pool_size"])
     with AdminConsole(pgb.by_label(ctx, action.target), ctx.timeout) as console:
-        console.command(f"SET default_pool_size = {size}")
+        console.command(set_command("default_pool_size", size))
     return f"default_pool_size {action.args.get('was')} -> {size}"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from toolkit.domain.errors import SizingError
+from toolkit.domain.errors import RefusedError, SizingError
 from toolkit.domain.models import Topology
 from toolkit.domain.runbooks.base import Action, RunbookError, RunbookPlan
 from toolkit.domain.sizing import plan as size_plan
@@ -98,12 +98,14 @@ def plan_pause(
 ) -> RunbookPlan:
     """PAUSE every target in parallel, each within ``timeout``; refuse while old transactions are open.
 
+    The refusal is a RefusedError (exit 2): the live state, not the command line, stands in the way.
+
     >>> b = Backend(7, "app", "app", "web", "", "client backend", "idle in transaction",
     ...             30.0, 30.0, 30.0, "Client", (), "UPDATE ...")
     >>> plan_pause(["pgb"], [b], database=None, older_than=10, timeout=5)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: pgbouncer-pause: 1 transaction(s) open for at least 10 s ...
+    toolkit.domain.errors.RefusedError: pgbouncer-pause: 1 transaction(s) open for at least 10 s ...
     >>> len(plan_pause(["pgb"], [b], database=None, older_than=60, timeout=5).actions)
     1
     """
@@ -112,7 +114,7 @@ def plan_pause(
     old = [b for b in open_transactions if (b.xact_age or 0.0) >= older_than]
     if old:
         pids = ", ".join(f"{b.pid} ({b.xact_age:.0f} s, {b.state})" for b in old[:5])
-        raise RunbookError(
+        raise RefusedError(
             f"pgbouncer-pause: {len(old)} transaction(s) open for at least {older_than:g} s would hold the "
             f"PAUSE (pid {pids}); end them first (toolkit runbook run terminate-idle-transactions or "
             "cancel-long-queries), or raise --older-than"
@@ -266,7 +268,7 @@ def plan_resize(
     try:
         budget = size_plan(resized_topology(topology, set(targets), size)).budget
     except SizingError as exc:
-        raise RunbookError(f"pgbouncer-resize-pool: refused, nothing changed: {exc}") from None
+        raise RefusedError(f"pgbouncer-resize-pool: refused, nothing changed: {exc}") from None
     used = f"{budget.pgbouncer_server_connections} of {budget.usable} usable server connections"
     actions = tuple(
         Action(
