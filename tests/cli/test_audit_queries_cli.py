@@ -169,12 +169,32 @@ def test_unreadable_server_is_one_line_and_exit_3(fake: Fake, capsys: pytest.Cap
     )
 
 
+SECONDS = "toolkit: Invalid value for '--timeout': must be a number of seconds above 0 and at most 3600"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--top", "0"], "toolkit: Invalid value for --top: must be 1 or more (see --help)"),
-        (["--min-calls", "0"], "toolkit: Invalid value for --min-calls: must be 1 or more (see --help)"),
-        (["--timeout", "0"], "toolkit: Invalid value for --timeout: must be above 0 (see --help)"),
+        (["--top", "0"], "toolkit: Invalid value for '--top': must be a whole number from 1 to 10000"),
+        (["--top", "1" * 5000], "toolkit: Invalid value for '--top': must be a whole number from 1 to 10000"),
+        (["--top", "\u0665"], "toolkit: Invalid value for '--top': must be a whole number from 1 to 10000"),
+        (["--min-calls", "0"], "toolkit: Invalid value for '--min-calls': must be a whole number from 1 to"),
+        (
+            ["--timeout", "0"],
+            SECONDS,
+        ),
+        (
+            ["--timeout", "nan"],
+            SECONDS,
+        ),
+        (
+            ["--timeout", "inf"],
+            SECONDS,
+        ),
+        (
+            ["--timeout", "1e400"],
+            SECONDS,
+        ),
         (
             ["--format", "xml"],
             "toolkit: Invalid value for '--format' / '-f': Value error, 'xml' is not one of 'table', 'json'",

@@ -193,15 +193,18 @@ def test_sweep_dry_run_json(sweep_console: type[SweepConsole], capsys: pytest.Ca
         (["--yes"], "toolkit: --yes acts only with --sweep (calibrate alone changes nothing)\n"),
         (
             ["--sweep", "--sizes", "4,x"],
-            "toolkit: --sizes '4,x': give comma-separated pool sizes, such as 4,8,16,32\n",
+            "toolkit: --sizes: each pool size must be a whole number from 1 to 10000, written with ASCII "
+            "digits, got 'x'; such as 4,8,16,32\n",
         ),
         (
             ["--sweep", "--sizes", "0,4"],
-            "toolkit: --sizes must be at least 1, --duration above 0 and --clients at least 1\n",
+            "toolkit: --sizes: each pool size must be a whole number from 1 to 10000, written with ASCII "
+            "digits, got '0'; such as 4,8,16,32\n",
         ),
         (
-            ["--sweep", "--duration", "0"],
-            "toolkit: --sizes must be at least 1, --duration above 0 and --clients at least 1\n",
+            ["--sweep", "--sizes", "4,\u0661\u0666"],
+            "toolkit: --sizes: each pool size must be a whole number from 1 to 10000, written with ASCII "
+            "digits, got '\u0661\u0666'; such as 4,8,16,32\n",
         ),
         (
             ["--sweep", "--target", "nope"],

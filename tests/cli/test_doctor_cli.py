@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
-import re
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,12 +19,15 @@ from typing import Any
 
 import jsonschema
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit import snapshots as s
 from toolkit import gather
 from toolkit.adapters import inventory
 from toolkit.adapters.secrets import Secrets
+from toolkit.cli import render_findings
 from toolkit.cli.app import main
+from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.sizing import plan
 from toolkit.domain.snapshot import TargetStatus
@@ -217,22 +221,97 @@ def test_healthy_table_says_so(capsys: pytest.CaptureFixture[str], world: World)
     assert out.rstrip().splitlines()[-1] == "OK: no findings (3/3 targets read)"
 
 
-PROMETHEUS_LINE = re.compile(r'^(# (HELP|TYPE) .+|[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? -?\d+)$')
+def _families(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample by (name, labels), parsed as node_exporter's textfile collector would; no duplicate."""
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in samples, f"duplicate series {key}"
+            samples[key] = sample.value
+    return samples
 
 
 def test_prometheus_output(capsys: pytest.CaptureFixture[str], world: World) -> None:
     _setup(world, "critical and unknown")
     code, out, err = doctor(capsys, "--format", "prometheus")
     assert (code, err) == (2, "")
-    lines = out.splitlines()
-    assert all(PROMETHEUS_LINE.match(line) for line in lines), lines
-    assert "toolkit_doctor_status 2" in lines
-    assert f'toolkit_doctor_target_up{{kind="pgbouncer",address="{PGB}"}} 1' in lines
-    assert f'toolkit_doctor_target_up{{kind="redis",address="{REDIS}"}} 0' in lines
-    assert f'toolkit_doctor_finding{{id="postgres.idle_in_transaction",target="postgres@{PG}"}} 2' in lines
-    assert f'toolkit_doctor_finding{{id="redis.unreachable",target="redis@{REDIS}"}} 3' in lines
-    assert "# TYPE toolkit_doctor_status gauge" in lines
+    got = _families(out)
+    assert got[("toolkit_doctor_status", ())] == 2
+    assert got[("toolkit_doctor_target_up", (("address", PGB), ("kind", "pgbouncer"), ("name", "pgb1")))] == 1
+    assert got[("toolkit_doctor_target_up", (("address", REDIS), ("kind", "redis"), ("name", "cache1")))] == 0
+    idle = (("id", "postgres.idle_in_transaction"), ("target", f"postgres@{PG}"))
+    assert got[("toolkit_doctor_finding", idle)] == 2
+    assert got[("toolkit_doctor_finding_count", idle)] == 1
+    unreachable = (("id", "redis.unreachable"), ("target", f"redis@{REDIS}"))
+    assert got[("toolkit_doctor_finding", unreachable)] == 3
+    assert "# TYPE toolkit_doctor_status gauge" in out.splitlines()
     assert out.endswith("\n")
+
+
+def test_two_idle_sessions_on_one_database_are_one_series_with_a_count(
+    capsys: pytest.CaptureFixture[str], world: World
+) -> None:
+    # The fault node_exporter rejected: two findings with one id and one target were two samples
+    # with the same name and labels.
+    world.backends = (IDLE_120, s.backend(4343, state="idle in transaction", state_age=90.0, xact_age=91.0))
+    code, out, _ = doctor(capsys, "--format", "prometheus")
+    assert code == 2
+    got = _families(out)  # asserts that no series repeats
+    idle = (("id", "postgres.idle_in_transaction"), ("target", f"postgres@{PG}"))
+    assert (got[("toolkit_doctor_finding", idle)], got[("toolkit_doctor_finding_count", idle)]) == (2, 2)
+
+
+def test_label_values_with_quotes_backslashes_and_newlines_round_trip() -> None:
+    target = 'django:a"b\\c\nd:{x="1"} 2'
+    finding = Finding("cache.nodes_disagree", Severity.WARNING, target, "s", {}, "r")
+    status = TargetStatus("n", "django", 'addr"\n', True, 0.0)
+    got = _families(render_findings.render_prometheus(Severity.WARNING, [status], [finding, finding]))
+    assert got[("toolkit_doctor_finding_count", (("id", finding.id), ("target", target)))] == 2
+    assert got[("toolkit_doctor_target_up", (("address", 'addr"\n'), ("kind", "django"), ("name", "n")))] == 1
+
+
+def test_output_writes_the_file_atomically_with_mode_0644(
+    capsys: pytest.CaptureFixture[str], world: World, tmp_path: Path
+) -> None:
+    _setup(world, "critical")
+    target = tmp_path / "toolkit.prom"
+    target.write_text("old\n")
+    target.chmod(0o600)
+    code, out, err = doctor(capsys, "--format", "prometheus", "--output", str(target))
+    assert (code, out, err) == (2, "", "")
+    assert _families(target.read_text())[("toolkit_doctor_status", ())] == 2
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toolkit.prom"]  # no temporary file left
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink", "missing dir"])
+def test_output_refuses_what_is_not_a_regular_file(
+    capsys: pytest.CaptureFixture[str], world: World, tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "out"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "symlink":
+        (tmp_path / "real").write_text("keep\n")
+        path.symlink_to(tmp_path / "real")
+    else:
+        path = tmp_path / "nope" / "out"
+    code, out, err = doctor(capsys, "--format", "json", "--output", str(path))
+    assert (code, out) == (64, "")
+    assert err.count("\n") == 1 and str(path) in err
+    if kind == "symlink":
+        assert (tmp_path / "real").read_text() == "keep\n"
+    if kind == "fifo":
+        assert stat.S_ISFIFO(path.stat().st_mode)
+
+
+def test_output_needs_a_file_format(capsys: pytest.CaptureFixture[str], world: World, tmp_path: Path) -> None:
+    code, _, err = doctor(capsys, "--output", str(tmp_path / "x"))
+    assert code == 64 and "needs --format json, prometheus or markdown" in err
+    assert world.calls == []
 
 
 def test_markdown_output(capsys: pytest.CaptureFixture[str], world: World) -> None:
@@ -287,11 +366,36 @@ def test_only_an_unknown_prefix_is_reported_in_one_line(
     assert "no finding id starts with 'nosuch'" in err
 
 
-@pytest.mark.parametrize("value", ["0", "-1"])
-def test_timeout_must_be_positive(capsys: pytest.CaptureFixture[str], world: World, value: str) -> None:
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0",
+        "-1",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "1e400",
+        "1e3",
+        "3601",
+        "1" * 5000,
+        "\u0663",
+        "\uff13",
+        "1_0",
+        " 3",
+        "",
+    ],
+)
+def test_timeout_must_be_a_plain_positive_number(
+    capsys: pytest.CaptureFixture[str], world: World, value: str
+) -> None:
     code, out, err = doctor(capsys, "--timeout", value)
     assert (code, out) == (64, "")
-    assert "--timeout: must be above 0" in err
+    assert err.startswith(
+        "toolkit: Invalid value for '--timeout': must be a number of seconds above 0 and at most 3600, "
+        "written with ASCII digits"
+    )
+    assert err.count("\n") == 1
     assert world.calls == []
 
 

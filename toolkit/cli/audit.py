@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from toolkit.cli.numbers import count, seconds
 from toolkit.cli.status import ExitStatus
 
 app = typer.Typer(help="Static audits of a Django code base.", no_args_is_help=True)
@@ -68,13 +69,31 @@ def async_command(
 @app.command("queries")
 def queries_command(
     inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
-    top: Annotated[int, typer.Option("--top", help="Report at most this many statements.")] = 10,
+    top: Annotated[
+        int,
+        typer.Option(
+            "--top", help="Report at most this many statements.", parser=count(1, 10_000), metavar="N"
+        ),
+    ] = 10,
     output: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
     secrets_dir: Annotated[
         str | None, typer.Option("--secrets", help="Directory of password files (default: the lab's .lab/).")
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to connect and to read.")] = 5.0,
-    min_calls: Annotated[int, typer.Option("--min-calls", help="Ignore statements called fewer times.")] = 5,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", help="Seconds to connect and to read.", parser=seconds(), metavar="SECONDS"
+        ),
+    ] = 5.0,
+    min_calls: Annotated[
+        int,
+        typer.Option(
+            "--min-calls",
+            help="Ignore statements called fewer times.",
+            parser=count(1, 2**63 - 1),
+            metavar="N",
+        ),
+    ] = 5,
     dbname: Annotated[
         str | None,
         typer.Option("--dbname", help="Database with the pg_stat_statements view (default: look for it)."),

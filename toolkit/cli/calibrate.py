@@ -14,6 +14,7 @@ import typer
 
 from toolkit.adapters import inventory
 from toolkit.adapters.secrets import Secrets
+from toolkit.cli.numbers import count, count_option, seconds_option
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.calibrate import (
     PoolMeasure,
@@ -36,6 +37,8 @@ POOL_SETTINGS = ("default_pool_size", "reserve_pool_size", "min_pool_size")
 
 
 SWEEP_SIZES = "2,4,8,16,32,64"
+MAX_POOL = 10_000  # a pool size, beyond any PostgreSQL a PgBouncer fronts
+MAX_CLIENTS = 100_000  # pgbench clients
 
 
 class SweepWorkload(enum.StrEnum):
@@ -54,11 +57,11 @@ class CalibrateFormat(enum.StrEnum):
 
 def calibrate_command(
     inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
-    window: Annotated[float, typer.Option("--window", help="Seconds between the two SHOW STATS.")] = 10.0,
+    window: Annotated[float, seconds_option("--window", "Seconds between the two SHOW STATS.")] = 10.0,
     output: Annotated[
         CalibrateFormat, typer.Option("--format", "-f", help="Output format.")
     ] = CalibrateFormat.table,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per PgBouncer to connect.")] = 3.0,
+    timeout: Annotated[float, seconds_option("--timeout", "Seconds per PgBouncer to connect.")] = 3.0,
     secrets_dir: Annotated[
         str | None, typer.Option("--secrets", help="Directory of password files (default: the lab's .lab/).")
     ] = None,
@@ -67,9 +70,10 @@ def calibrate_command(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Run the sweep. Without it: what it would do.")] = False,
     sizes: Annotated[str, typer.Option("--sizes", help="Sweep: pool sizes, comma-separated.")] = SWEEP_SIZES,
-    duration: Annotated[float, typer.Option("--duration", help="Sweep: seconds of pgbench per size.")] = 10.0,
+    duration: Annotated[float, seconds_option("--duration", "Sweep: seconds of pgbench per size.")] = 10.0,
     clients: Annotated[
-        int | None, typer.Option("--clients", help="Sweep: pgbench clients (default: the plan's demand).")
+        int | None,
+        count_option("--clients", "Sweep: pgbench clients (default: the plan's demand).", 1, MAX_CLIENTS),
     ] = None,
     workload: Annotated[
         SweepWorkload, typer.Option("--workload", help="Sweep: pgbench script.")
@@ -283,9 +287,9 @@ def _sweep(req: SweepRequest, sweep: bool, output: CalibrateFormat) -> None:
     if not sweep:
         raise _usage("--yes acts only with --sweep (calibrate alone changes nothing)")
     try:
-        sizes = sorted({int(x) for x in req.sizes.split(",") if x.strip()})
-    except ValueError:
-        raise _usage(f"--sizes {req.sizes!r}: give comma-separated pool sizes, such as 4,8,16,32") from None
+        sizes = sorted({count(1, MAX_POOL)(x.strip()) for x in req.sizes.split(",") if x.strip()})
+    except typer.BadParameter as exc:
+        raise _usage(f"--sizes: each pool size {exc.message}; such as 4,8,16,32") from None
     if not sizes or sizes[0] < 1 or req.duration <= 0 or (req.clients is not None and req.clients < 1):
         raise _usage("--sizes must be at least 1, --duration above 0 and --clients at least 1")
     data = inventory.load(req.inventory)

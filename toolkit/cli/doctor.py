@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +13,8 @@ import typer
 from toolkit.adapters import inventory
 from toolkit.adapters.secrets import Secrets
 from toolkit.cli import render_findings as render
+from toolkit.cli.numbers import seconds
+from toolkit.cli.status import ExitStatus
 from toolkit.domain.checks import known_prefix, run_checks
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.django_nodes import django_sources
@@ -41,7 +44,10 @@ def doctor_command(
         DoctorFormat, typer.Option("--format", "-f", help="Output format.")
     ] = DoctorFormat.table,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds per target (connect and queries).")
+        float,
+        typer.Option(
+            "--timeout", help="Seconds per target (connect and queries).", parser=seconds(), metavar="SECONDS"
+        ),
     ] = 3.0,
     only: Annotated[str | None, typer.Option("--only", help="Only findings under this id prefix.")] = None,
     secrets_dir: Annotated[
@@ -56,14 +62,24 @@ def doctor_command(
     django_python: Annotated[
         str | None, typer.Option("--django-python", help="The app's Python interpreter.")
     ] = None,
+    output_file: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the report to FILE atomically (json, prometheus, markdown)."),
+    ] = None,
 ) -> None:
     """Report every way the live system departs from a healthy one; exit 0/1/2/3."""
     # Imported here, not at the top: psycopg and redis-py take most of a second to import, and
     # `toolkit --help` and `toolkit plan` should not pay for them.
     from toolkit import gather  # noqa: PLC0415
 
-    if timeout <= 0:
-        raise typer.BadParameter("must be above 0", param_hint="--timeout")
+    if output_file is not None and output is DoctorFormat.table:
+        raise typer.BadParameter("needs --format json, prometheus or markdown", param_hint="--output")
+    if output_file is not None and (
+        output_file.is_symlink() or (output_file.exists() and not output_file.is_file())
+    ):
+        raise typer.BadParameter(f"{output_file}: exists and is not a regular file", param_hint="--output")
+    if output_file is not None and not output_file.parent.is_dir():
+        raise typer.BadParameter(f"{output_file}: no such directory", param_hint="--output")
     if only and not known_prefix(only):
         raise typer.BadParameter(
             f"no finding id starts with {only!r}; see docs/checks.md", param_hint="--only"
@@ -96,14 +112,24 @@ def doctor_command(
     snap = replace(snap, acknowledged_cves=acknowledged, redis_app_rules=rules)
     findings = run_checks(snap, only)
     status = worst(findings)
-    if output is DoctorFormat.json:
-        typer.echo(render.render_json(status, snap.targets, findings))
-    elif output is DoctorFormat.prometheus:
-        typer.echo(render.render_prometheus(status, snap.targets, findings), nl=False)
-    elif output is DoctorFormat.markdown:
-        typer.echo(render.render_markdown(status, snap.targets, findings), nl=False)
-    else:
+    if output is DoctorFormat.table:
         render.render_table(status, snap.targets, findings)
+        raise typer.Exit(int(status))
+    if output is DoctorFormat.json:
+        text = render.render_json(status, snap.targets, findings) + "\n"
+    elif output is DoctorFormat.prometheus:
+        text = render.render_prometheus(status, snap.targets, findings)
+    else:
+        text = render.render_markdown(status, snap.targets, findings)
+    if output_file is None:
+        typer.echo(text, nl=False)
+    else:
+        try:
+            render.write_atomic(output_file, text)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            typer.echo(f"toolkit: doctor: --output {output_file}: {why}; nothing written", err=True)
+            raise typer.Exit(ExitStatus.USAGE) from None
     raise typer.Exit(int(status))
 
 

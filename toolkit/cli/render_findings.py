@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.domain.findings import Finding, Severity
@@ -108,32 +112,81 @@ def render_table(
     out.print(f"[bold {colour}]{verdict(status, findings, targets, scope)}[/bold {colour}]")
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-
-
 def render_prometheus(status: Severity, targets: Sequence[TargetStatus], findings: Sequence[Finding]) -> str:
-    """Text exposition for node_exporter's textfile collector."""
-    lines = [
-        "# HELP toolkit_doctor_status Overall status (0 ok, 1 warning, 2 critical, 3 unknown).",
-        "# TYPE toolkit_doctor_status gauge",
-        f"toolkit_doctor_status {int(status)}",
-        "# HELP toolkit_doctor_target_up Whether doctor could read the target.",
-        "# TYPE toolkit_doctor_target_up gauge",
-    ]
-    lines += [
-        f'toolkit_doctor_target_up{{kind="{t.kind}",address="{_label(t.address)}"}} {int(t.ok)}'
-        for t in targets
-    ]
-    lines += [
-        "# HELP toolkit_doctor_finding A finding (value: severity, 1 warning, 2 critical, 3 unknown).",
-        "# TYPE toolkit_doctor_finding gauge",
-    ]
-    lines += [
-        f'toolkit_doctor_finding{{id="{f.id}",target="{_label(f.target)}"}} {int(f.severity)}'
-        for f in findings
-    ]
-    return "\n".join(lines) + "\n"
+    """Text exposition for node_exporter's textfile collector, built with prometheus_client.
+
+    Every series is unique: findings are aggregated per (id, target), with the worst severity as the
+    value of ``toolkit_doctor_finding`` and their number in ``toolkit_doctor_finding_count`` (two
+    sessions idle in a transaction on one database are one series with a count of 2). Label values
+    are escaped by prometheus_client.
+    """
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    Gauge(
+        "toolkit_doctor_status", "Overall status (0 ok, 1 warning, 2 critical, 3 unknown).", registry=registry
+    ).set(int(status))
+    up = Gauge(
+        "toolkit_doctor_target_up",
+        "Whether doctor could read the target.",
+        ["name", "kind", "address"],
+        registry=registry,
+    )
+    read: dict[tuple[str, str, str], bool] = {}
+    for t in targets:
+        key = (t.name, t.kind, t.address)
+        read[key] = read.get(key, True) and t.ok
+    for key, ok in read.items():
+        up.labels(*key).set(int(ok))
+    worst = Gauge(
+        "toolkit_doctor_finding",
+        "Worst severity of the findings with this id on this target (1 warning, 2 critical, 3 unknown).",
+        ["id", "target"],
+        registry=registry,
+    )
+    count = Gauge(
+        "toolkit_doctor_finding_count",
+        "Number of findings with this id on this target.",
+        ["id", "target"],
+        registry=registry,
+    )
+    grouped: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        grouped.setdefault((f.id, f.target), []).append(f)
+    for (fid, target), group in grouped.items():
+        worst.labels(fid, target).set(max(int(f.severity) for f in group))
+        count.labels(fid, target).set(len(group))
+    return generate_latest(registry).decode()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename: a reader sees the old file or the new, never half.
+
+    The temporary file is created in the same directory (a rename is atomic only within one file
+    system), fsynced, made 0644, renamed over ``path``, and the directory is fsynced. Raise OSError
+    (or ValueError when ``path`` exists and is not a regular file: a rename would replace a device
+    node or a link instead of writing through it).
+    """
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ValueError("exists and is not a regular file; give a file path")
+    directory = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _cell(text: str) -> str:

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from toolkit.adapters import inventory
 from toolkit.adapters.secrets import Secrets
+from toolkit.cli.numbers import count as whole
+from toolkit.cli.numbers import seconds
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.snapshot import PgBouncerState, TargetStatus
 from toolkit.domain.targets import endpoints
@@ -58,11 +60,22 @@ def pools_table(statuses: Sequence[TargetStatus], states: Sequence[PgBouncerStat
 
 def watch_command(
     inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 1.0,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per PgBouncer.")] = 2.0,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", help="Seconds between refreshes.", parser=seconds(), metavar="SECONDS"),
+    ] = 1.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds per PgBouncer.", parser=seconds(), metavar="SECONDS")
+    ] = 2.0,
     secrets_dir: Annotated[str | None, typer.Option("--secrets", help="Directory of password files.")] = None,
     count: Annotated[
-        int, typer.Option("--count", help="Stop after this many refreshes (0: until Ctrl-C).")
+        int,
+        typer.Option(
+            "--count",
+            help="Stop after this many refreshes (0: until Ctrl-C).",
+            parser=whole(0, 1_000_000_000),
+            metavar="N",
+        ),
     ] = 0,
 ) -> None:
     """Show every pool (clients active/waiting, servers active/idle, max wait) live."""
