@@ -87,7 +87,7 @@ def render_table(
             t.add_column(col)
         for tgt in targets:
             read = "ok" if tgt.ok else f"[red]{escape(str(tgt.cause))}[/red]"
-            t.add_row(escape(tgt.address), tgt.kind, read, f"{tgt.elapsed:.2f} s")
+            t.add_row(escape(tgt.address), escape(tgt.kind), read, f"{tgt.elapsed:.2f} s")
         out.print(t)
     by_target: dict[str, list[Finding]] = {}
     for f in sorted(findings, key=lambda f: (-f.severity if f.severity != Severity.UNKNOWN else -2.5, f.id)):
@@ -109,7 +109,7 @@ def render_table(
             )
         out.print(t)
     colour = _COLOURS[status]
-    out.print(f"[bold {colour}]{verdict(status, findings, targets, scope)}[/bold {colour}]")
+    out.print(f"[bold {colour}]{escape(verdict(status, findings, targets, scope))}[/bold {colour}]")
 
 
 def render_prometheus(status: Severity, targets: Sequence[TargetStatus], findings: Sequence[Finding]) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from toolkit.adapters import inventory
@@ -39,9 +40,10 @@ def pools_table(statuses: Sequence[TargetStatus], states: Sequence[PgBouncerStat
                 else f"{p.maxwait_seconds:.1f}"
             )
             waiting = f"[red]{p.cl_waiting}[/red]" if p.cl_waiting else "0"
+            # Names come from the server (database and user names can hold "[/]"): never markup.
             table.add_row(
-                state.address,
-                f"{p.database}/{p.user}",
+                escape(state.address),
+                escape(f"{p.database}/{p.user}"),
                 str(p.cl_active),
                 waiting,
                 str(p.sv_active),
@@ -53,7 +55,7 @@ def pools_table(statuses: Sequence[TargetStatus], states: Sequence[PgBouncerStat
             worst_wait = max(worst_wait, p.maxwait_seconds)
     for s in statuses:
         if not s.ok:
-            table.add_row(s.address, f"[red]{s.cause}[/red]", "", "", "", "", "")
+            table.add_row(escape(s.address), f"[red]{escape(str(s.cause))}[/red]", "", "", "", "", "")
     table.add_row("[bold]fleet[/bold]", "", *(str(v) for v in totals), f"{worst_wait:.1f}")
     return table
 
