@@ -76,3 +76,15 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The lab fleet (docs/lab.md): Debian 12 and 13 hosts under systemd (systemd-nspawn) in network namespaces,
+# reached over SSH with `ssh -F .lab/fleet/ssh_config NAME`. Runs as root; images are cached machine-wide.
+.PHONY: fleet-up fleet-down fleet-status
+fleet-up: venv
+	$(BIN)/python lab/fleet.py up
+
+fleet-down:
+	$(PYTHON) lab/fleet.py down
+
+fleet-status:
+	$(PYTHON) lab/fleet.py status
