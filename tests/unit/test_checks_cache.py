@@ -105,9 +105,17 @@ NODE_CASES: list[tuple[str, dict[str, DjangoProfile], Severity | None]] = [
     ("one node on LocMem", _nodes(a={}, b=LOC), C),
     ("another Redis host", _nodes(a={}, b={"location": OTHER_REDIS}), C),
     (
+        # RedisCache writes to the first server of LOCATION: another order is another primary.
         "the same hosts listed in another order",
         _nodes(
             a={"location": (*GOOD.location, *OTHER_REDIS)}, b={"location": (*OTHER_REDIS, *GOOD.location)}
+        ),
+        C,
+    ),
+    (
+        "the same hosts in the same order",
+        _nodes(
+            a={"location": (*GOOD.location, *OTHER_REDIS)}, b={"location": (*GOOD.location, *OTHER_REDIS)}
         ),
         None,
     ),

@@ -114,6 +114,9 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], Severity | None]] = 
     (checks.ATOMIC, "statement pooling", {"atomic_requests": True}, {"mode": STATEMENT}, C),
     (checks.ATOMIC, "session pooling", {"atomic_requests": True}, {"mode": SESSION}, None),
     (checks.ATOMIC, "off", {"atomic_requests": False}, {}, None),
+    # prepared statements: PgBouncers not read here (the live cases are PREPARED_CASES below).
+    (checks.PREPARED, "prepare_threshold, PgBouncer not read", {"options": {"prepare_threshold": 5}}, {}, W),
+    (checks.PREPARED, "Django's default", {}, {}, None),
     (
         checks.OPTIONS,
         "statement_timeout, no live config",
@@ -289,3 +292,89 @@ def test_nodes_with_the_same_settings_report_a_finding_once() -> None:
         Snapshot(topology=_topology(server=ASGI), plan=None, django_nodes={"a": profile, "b": profile})
     )
     assert one and both == one
+
+
+def _pgb(name: str, version: str, max_prepared: str | None) -> PgBouncerState:
+    config = {"pool_mode": "transaction"}
+    if max_prepared is not None:
+        config["max_prepared_statements"] = max_prepared
+    return PgBouncerState(name, f"{name}:6432", f"PgBouncer {version}", config, (), (), (), ())
+
+
+PREPARE = {"connect_timeout": 5, "prepare_threshold": 5}
+BINDING = {"connect_timeout": 5, "server_side_binding": True}
+BOTH_OK = (_pgb("pgb1", "1.24.1", "200"), _pgb("pgb2", "1.26.1", "100"))
+
+PREPARED_CASES: list[tuple[str, dict[str, Any], PoolMode, tuple[PgBouncerState, ...], Severity | None]] = [
+    # (case, OPTIONS, pool mode, live PgBouncers, expected severity or None)
+    (
+        "prepare_threshold 5, 1.18 (no max_prepared_statements)",
+        PREPARE,
+        TX,
+        (_pgb("pgb1", "1.18.0", None),),
+        C,
+    ),
+    (
+        "prepare_threshold 5, 1.24 with max_prepared_statements 0",
+        PREPARE,
+        TX,
+        (_pgb("pgb1", "1.24.1", "0"),),
+        C,
+    ),
+    (
+        "prepare_threshold 0 (prepare every query), 1.21 with 0",
+        {"prepare_threshold": 0},
+        TX,
+        (_pgb("pgb2", "1.21.0", "0"),),
+        C,
+    ),
+    (
+        "server_side_binding, 1.20 with the setting somehow 200",
+        BINDING,
+        TX,
+        (_pgb("pgb1", "1.20.0", "200"),),
+        C,
+    ),
+    ("statement pooling counts too", PREPARE, STATEMENT, (_pgb("pgb1", "1.18.0", None),), C),
+    ("one of two PgBouncers unsafe", PREPARE, TX, (BOTH_OK[0], _pgb("pgb2", "1.22.0", "0")), C),
+    ("1.21+ with max_prepared_statements > 0 on both", PREPARE, TX, BOTH_OK, None),
+    ("both flags, both PgBouncers track them", {**PREPARE, **BINDING}, TX, BOTH_OK, None),
+    (
+        "Django's default (no prepare_threshold)",
+        {"connect_timeout": 5},
+        TX,
+        (_pgb("pgb1", "1.18.0", None),),
+        None,
+    ),
+    ("prepare_threshold None", {"prepare_threshold": None}, TX, (_pgb("pgb1", "1.18.0", None),), None),
+    ("server_side_binding False", {"server_side_binding": False}, TX, (_pgb("pgb1", "1.18.0", None),), None),
+    ("session pooling keeps a server per client", PREPARE, SESSION, (_pgb("pgb1", "1.18.0", None),), None),
+    ("PgBouncers not read (offline)", PREPARE, TX, (), W),
+    ("unparsable version", PREPARE, TX, (_pgb("pgb1", "x", "200"), BOTH_OK[1]), C),
+    ("max_prepared_statements not a number", PREPARE, TX, (_pgb("pgb1", "1.24.1", "lots"), BOTH_OK[1]), C),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "options", "mode", "states", "expected"), PREPARED_CASES, ids=[c[0] for c in PREPARED_CASES]
+)
+def test_prepared_statements_with_transaction_pooling(
+    case: str,
+    options: dict[str, Any],
+    mode: PoolMode,
+    states: tuple[PgBouncerState, ...],
+    expected: Severity | None,
+) -> None:
+    # Through both PgBouncers (libpq tries the hosts in turn): each one must track prepared statements.
+    alias = replace(GOOD, options=options, host="10.0.0.5,10.0.0.6")
+    found = _run(alias, _topology(mode=mode), pgbouncer=states)
+    assert _severity(found, checks.PREPARED) is expected, case
+    if expected is Severity.CRITICAL:
+        (f,) = [f for f in found if f.id == checks.PREPARED]
+        assert "does not exist" in f.summary and f.target == "django:shop.settings:default"
+        assert f.evidence["pgbouncers"]
+
+
+def test_prepared_statements_not_judged_for_an_alias_that_bypasses_pgbouncer() -> None:
+    alias = replace(GOOD, options=PREPARE, host="10.0.0.9", port=5432)
+    assert _severity(_run(alias, pgbouncer=(_pgb("pgb1", "1.18.0", None),)), checks.PREPARED) is None

@@ -58,7 +58,9 @@ def _signature(cache: CacheAlias | None) -> dict[str, object]:
         return {"backend": None}
     return {
         "backend": cache.backend,
-        "location": sorted(cache.location),
+        # In order: RedisCache writes to the first server and reads from the others, so [r1, r2]
+        # and [r2, r1] are two different primaries.
+        "location": list(cache.location),
         "key_prefix": cache.key_prefix,
         "version": cache.version,
     }

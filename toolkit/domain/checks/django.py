@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from toolkit.domain import versions
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.django import DatabaseAlias, DjangoProfile, Route, route
 from toolkit.domain.findings import Finding, Severity
@@ -30,6 +31,7 @@ BYPASS = "django.bypasses_pgbouncer"
 CONNECT_TIMEOUT = "django.no_connect_timeout"
 ATOMIC = "django.atomic_requests_with_transaction_pooling"
 OPTIONS = "django.statement_timeout_option_through_pgbouncer"
+PREPARED = "django.prepared_statements_with_transaction_pooling"
 
 CATALOG: tuple[CheckInfo, ...] = (
     CheckInfo("django.unreachable", "doctor could not import an app node's settings"),
@@ -41,7 +43,11 @@ CATALOG: tuple[CheckInfo, ...] = (
     CheckInfo(CONNECT_TIMEOUT, "no connect_timeout: a hung pooler or database blocks workers"),
     CheckInfo(ATOMIC, "ATOMIC_REQUESTS behind transaction pooling"),
     CheckInfo(OPTIONS, "startup options (-c statement_timeout=...) sent through PgBouncer"),
+    CheckInfo(PREPARED, "psycopg prepared statements behind a PgBouncer that cannot track them"),
 )
+# PgBouncer tracks protocol-level prepared statements in transaction mode from 1.21 on, when its
+# max_prepared_statements is above 0 (the default from 1.24; 0 before).
+PREPARED_STATEMENTS_SINCE = (1, 21, 0)
 
 # psycopg_pool.ConnectionPool: min_size defaults to 4 and max_size to min_size.
 PSYCOPG_POOL_DEFAULT_SIZE = 4
@@ -173,6 +179,11 @@ def _alias_findings(
         finding = _startup_options(target, alias, path.pgbouncers, snapshot.pgbouncer)
         if finding is not None:
             yield finding
+
+    if pooled:
+        prepared = _prepared_statements(target, alias, pooled, snapshot.pgbouncer)
+        if prepared is not None:
+            yield prepared
 
 
 def _pgbouncer_evidence(hosts: tuple[PgBouncerHost, ...]) -> dict[str, Any]:
@@ -318,4 +329,59 @@ def _startup_options(
         evidence,
         f"remove them from OPTIONS and set them on the role: ALTER ROLE {user} SET statement_timeout "
         "= '30s' (likewise for the others); new server connections pick it up",
+    )
+
+
+def _prepared_statements(
+    target: str, alias: DatabaseAlias, pooled: tuple[PgBouncerHost, ...], states: tuple[PgBouncerState, ...]
+) -> Finding | None:
+    """psycopg prepares statements (prepare_threshold not None, or server-side binding) behind a
+    transaction-mode PgBouncer that does not track them: the next EXECUTE lands on another server."""
+    threshold = alias.options.get("prepare_threshold")  # absent: Django passes None (never prepare)
+    binding = alias.options.get("server_side_binding") is True
+    if threshold is None and not binding:
+        return None
+    live = {s.host: s for s in states}
+    unsafe: dict[str, dict[str, Any]] = {}
+    unread: list[str] = []
+    for host in pooled:
+        state = live.get(host.name)
+        if state is None:
+            unread.append(host.name)
+            continue
+        found = versions.parse_version(state.version)
+        if found is None or found < PREPARED_STATEMENTS_SINCE or state.max_prepared_statements <= 0:
+            unsafe[host.name] = {
+                "version": state.version,
+                "max_prepared_statements": state.max_prepared_statements,
+            }
+    if not unsafe and not unread:
+        return None
+    evidence: dict[str, Any] = {
+        "prepare_threshold": threshold,
+        "server_side_binding": binding,
+        "pgbouncers": unsafe,
+        "not_read": unread,
+        "pool_modes": sorted({p.pool_mode.value for p in pooled}),
+    }
+    asks = [f"prepare_threshold {threshold}"] if threshold is not None else []
+    asks += ["server_side_binding True"] if binding else []
+    if unsafe:
+        severity = Severity.CRITICAL
+        why = (
+            f"PgBouncer {', '.join(sorted(unsafe))} pools per transaction without tracking prepared "
+            'statements (before 1.21, or max_prepared_statements 0): \'prepared statement "_pg3_0" does not '
+            "exist' under load"
+        )
+    else:
+        severity = Severity.WARNING
+        why = f"doctor did not read PgBouncer {', '.join(unread)}: it cannot tell whether they track them"
+    return Finding(
+        PREPARED,
+        severity,
+        target,
+        f"OPTIONS sets {' and '.join(asks)} behind transaction pooling; {why}",
+        evidence,
+        "remove prepare_threshold and server_side_binding from OPTIONS (Django's default never prepares); "
+        "or run PgBouncer 1.21+ with max_prepared_statements above 0 (e.g. 200)",
     )
