@@ -98,6 +98,8 @@ def is_complete(path: Path) -> bool:
 
 def clear_half_built(state: Path, log: Any) -> None:
     """Remove what a killed build left (caller holds the fleet lock, so no build is running)."""
+    for lock in images_dir(state).glob(".#.build-*.lck"):  # systemd-nspawn's lock beside the image
+        lock.unlink(missing_ok=True)
     for path in sorted(images_dir(state).glob(".build-*")):
         killed = kill_rooted_at(path)
         left = f" (killed {len(killed)} processes of the killed build)" if killed else ""
