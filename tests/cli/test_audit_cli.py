@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +80,130 @@ def test_a_broken_file_does_not_stop_the_others(capsys: pytest.CaptureFixture[st
     assert code == 1
     assert [f["target"] for f in json.loads(out)["findings"]] == [f"{tmp_path / 'ok.py'}:4"]
     assert len(err.splitlines()) == 1 and "broken.py:1: cannot parse" in err
+
+
+# Bounded reads. Each case runs the real command in a subprocess with a timeout, so a regression
+# that blocks on a FIFO or reads /dev/zero for ever fails the test instead of hanging the suite.
+BLOCKING = "import time\n\nasync def v():\n    time.sleep(1)\n"
+
+
+def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", "audit", "async", *args, "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_a_fifo_named_py_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    (tmp_path / "ok.py").write_text(BLOCKING)
+    os.mkfifo(tmp_path / "x.py")
+    done = _cli(str(tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert f"toolkit: audit async: {tmp_path / 'x.py'}: a FIFO; skipped" in done.stderr.splitlines()
+    assert [f["target"] for f in json.loads(done.stdout)["findings"]] == [f"{tmp_path / 'ok.py'}:4"]
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/urandom", "/etc/hostname"])
+def test_a_link_named_py_is_not_followed(tmp_path: Path, target: str) -> None:
+    (tmp_path / "ok.py").write_text(BLOCKING)
+    (tmp_path / "zero.py").symlink_to(target)
+    done = _cli(str(tmp_path))
+    assert done.returncode == 1, done.stderr
+    expected = f"toolkit: audit async: {tmp_path / 'zero.py'}: a symbolic link (not followed); skipped"
+    assert expected in done.stderr.splitlines()
+
+
+def test_a_linked_directory_out_of_the_tree_is_not_entered(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.py").write_text(BLOCKING)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "ok.py").write_text("x = 1\n")
+    (tree / "linked").symlink_to(outside)
+    done = _cli(str(tree))
+    assert done.returncode == 0, done.stderr
+    assert "secret.py" not in done.stdout + done.stderr
+
+
+def test_a_device_given_as_the_path_is_refused(tmp_path: Path) -> None:
+    done = _cli("/dev/zero")
+    assert done.returncode == 65
+    assert done.stderr.splitlines() == [
+        "toolkit: audit async: /dev/zero: a device; skipped",
+        "toolkit: audit async: /dev/zero: no Python file could be parsed",
+    ]
+
+
+def test_a_file_above_the_cap_is_skipped_and_the_cap_can_be_raised(tmp_path: Path) -> None:
+    big = tmp_path / "big.py"
+    big.write_text(BLOCKING + "#" * 2000 + "\n")
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    size = big.stat().st_size
+    capped = _cli(str(tmp_path), "--max-bytes", "1000")
+    assert capped.returncode == 0
+    why = f"{size} bytes, above the cap of 1000 (raise it with --max-bytes); skipped"
+    assert f"toolkit: audit async: {big}: {why}" in capped.stderr.splitlines()
+    raised = _cli(str(tmp_path), "--max-bytes", str(size))
+    assert raised.returncode == 1 and raised.stderr == ""
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "1e9", "\u0661", str(2**40)])
+def test_max_bytes_must_be_a_plain_number(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str
+) -> None:
+    code, out, err = _run(capsys, str(tmp_path), "--max-bytes", value)
+    assert (code, out) == (64, "")
+    assert err.startswith("toolkit: Invalid value for '--max-bytes': must be a whole number from 1 to")
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "reason"),
+    [
+        ("unary.py", "x = " + "-" * 200_000 + "1\n", "nested too deeply: MemoryError"),
+        ("binop.py", "x = 1" + "+1" * 200_000 + "\n", "nested too deeply: RecursionError"),
+        ("parens.py", "x = " + "(" * 300 + "1" + ")" * 300 + "\n", "too many nested parentheses"),
+        ("nul.py", "x = 1\0\n", "null bytes"),
+    ],
+)
+def test_hostile_source_is_skipped_with_the_reason_and_the_rest_is_read(
+    tmp_path: Path, name: str, source: str, reason: str
+) -> None:
+    (tmp_path / name).write_text(source)
+    (tmp_path / "ok.py").write_text(BLOCKING)
+    done = _cli(str(tmp_path))
+    assert done.returncode == 1, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if name in x]
+    assert line.startswith(f"toolkit: audit async: {tmp_path / name}") and reason in line, line
+    assert line.endswith("; skipped") and "Traceback" not in done.stderr
+
+
+def test_progress_goes_to_stderr_only_on_a_terminal(tmp_path: Path) -> None:
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    done = _cli(str(tmp_path))
+    assert done.stderr == ""  # not a terminal: no progress line
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "toolkit", "audit", "async", str(tmp_path), "-f", "json"],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            timeout=60,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        shown = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(primary, 4096):
+                shown += chunk
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    assert proc.returncode == 0
+    assert b"1/1 " in shown and b"ok.py" in shown
+    assert json.loads(proc.stdout)["findings"] == []

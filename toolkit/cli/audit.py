@@ -5,16 +5,18 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from toolkit.cli.numbers import count, seconds
+from toolkit.cli.numbers import count, count_option, seconds
 from toolkit.cli.status import ExitStatus
 
 app = typer.Typer(help="Static audits of a Django code base.", no_args_is_help=True)
 AUDIT_SCHEMA = "toolkit.audit/v1"
+MAX_BYTES_LIMIT = 1024**3  # --max-bytes: at most 1 GiB per file
 
 
 class AuditFormat(enum.StrEnum):
@@ -28,20 +30,29 @@ class AuditFormat(enum.StrEnum):
 def async_command(
     path: Annotated[Path, typer.Argument(help="Project directory or Python file.")],
     output: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
+    max_bytes: Annotated[
+        int, count_option("--max-bytes", "Skip files larger than this (default 1 MiB).", 1, MAX_BYTES_LIMIT)
+    ] = 1024 * 1024,
 ) -> None:
     """Find blocking calls (sync I/O, ORM, cache) inside async functions; exit 0 clean, 1 with findings."""
-    from toolkit.adapters.source_files import read_sources  # noqa: PLC0415
+    from toolkit.adapters.source_files import iter_sources  # noqa: PLC0415
     from toolkit.cli import render_findings as render  # noqa: PLC0415 - rich is slow to import
     from toolkit.domain.audit_async import analyse  # noqa: PLC0415
     from toolkit.domain.findings import Finding, worst  # noqa: PLC0415
 
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         typer.echo(f"toolkit: audit async: {path}: no such file or directory", err=True)
         raise typer.Exit(ExitStatus.USAGE)
     findings: list[Finding] = []
     errors: list[str] = []
     parsed = 0
-    for source in read_sources(path):
+    progress = sys.stderr.isatty()
+    for index, total, source in iter_sources(path, max_bytes):
+        if progress:
+            shown = source.path if len(source.path) <= 60 else "..." + source.path[-57:]
+            shown = "".join(c if c.isprintable() else "?" for c in shown)  # a file name is not a command
+            sys.stderr.write(f"\r\x1b[K{index}/{total} {shown}")
+            sys.stderr.flush()
         if source.text is None:
             errors.append(source.error or f"{source.path}: cannot read; skipped")
             continue
@@ -52,6 +63,11 @@ def async_command(
             line = getattr(exc, "lineno", None)
             where = f"{source.path}:{line}" if line else source.path
             errors.append(f"{where}: cannot parse ({getattr(exc, 'msg', exc)}); skipped")
+        except (RecursionError, MemoryError) as exc:
+            # Deeply nested code (x = ----...1, 1+1+...+1) exhausts the parser's stack or memory.
+            errors.append(f"{source.path}: cannot parse (nested too deeply: {type(exc).__name__}); skipped")
+    if progress:
+        sys.stderr.write("\r\x1b[K")
     for error in errors:
         typer.echo(f"toolkit: audit async: {error}", err=True)
     if parsed == 0:
