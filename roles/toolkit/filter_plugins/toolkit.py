@@ -51,8 +51,10 @@ def toolkit_check_inputs(values: Mapping[str, Any], host: str) -> bool:
     return True
 
 
-def toolkit_role_inputs(role: str) -> list[str]:
-    """Return the names of the inputs of ``role`` (pgbouncer, redis, postgresql_lab, django_demo, plan)."""
+def toolkit_role_inputs(role: str | None = None) -> list[str]:
+    """Return the input names of ``role`` (pgbouncer, redis, postgresql_lab, django_demo, plan), or all."""
+    if role is None:
+        return [name for names in ROLE_VARIABLES.values() for name in names]
     if role not in ROLE_VARIABLES:
         raise AnsibleFilterError(f"toolkit inputs: unknown role {role!r}; known: {', '.join(ROLE_VARIABLES)}")
     return list(ROLE_VARIABLES[role])
