@@ -451,3 +451,41 @@ def test_markdown_keeps_each_finding_on_one_row(capsys: pytest.CaptureFixture[st
     rows = [ln for ln in out.splitlines() if ln.startswith("| unknown")]
     assert len(rows) == 1
     assert rows[0].endswith(" | pgbouncer-unresponsive |")
+
+
+def _inventory_with(tmp_path: Path, line: str) -> str:
+    text = Path(SMALL).read_text().replace("        pgb1:\n", f"        pgb1:\n          {line}\n")
+    path = tmp_path / "inventory.yml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_an_acknowledged_cve_drops_out(
+    capsys: pytest.CaptureFixture[str], world: World, tmp_path: Path
+) -> None:
+    world.pgbouncer_version = "PgBouncer 1.26.0"  # only CVE-2026-107348..107350 open
+    inv = _inventory_with(tmp_path, "toolkit_acknowledged_cves: [CVE-2026-107350]")
+    with pytest.raises(SystemExit) as done:
+        main(["doctor", "-i", inv, "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert done.value.code == 1
+    (f,) = data["findings"]
+    assert f["severity"] == "warning" and sorted(f["evidence"]["cves"]) == [
+        "CVE-2026-107348",
+        "CVE-2026-107349",
+    ]
+
+
+@pytest.mark.parametrize(
+    "line", ["toolkit_acknowledged_cves: CVE-2026-107350", "toolkit_acknowledged_cves: ['CVE-2026-1 ; x']"]
+)
+def test_a_malformed_acknowledgement_is_65_before_any_read(
+    capsys: pytest.CaptureFixture[str], world: World, tmp_path: Path, line: str
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["doctor", "-i", _inventory_with(tmp_path, line), "--offline"])
+    _, err = capsys.readouterr()
+    assert done.value.code == 65 and world.calls == []
+    assert (
+        err.startswith("toolkit: inventory: toolkit_acknowledged_cves (host pgb1): ") and err.count("\n") == 1
+    )

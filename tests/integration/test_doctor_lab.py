@@ -247,3 +247,19 @@ def test_saturated_pool_is_reported_and_attributed(lab_plan: dict[str, Any]) -> 
             conn.close()
         for t in waiters:
             t.join(timeout=10)
+
+
+def test_prometheus_file_of_the_lab_parses_with_unique_series(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    out = tmp_path / "toolkit.prom"
+    code, _, err, _ = doctor("--format", "prometheus", "--output", str(out))
+    assert code == 2 and err == ""
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for family in text_string_to_metric_families(out.read_text()):
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in seen, key
+            seen.add(key)
+    assert ("toolkit_doctor_status", ()) in seen
+    assert out.stat().st_mode & 0o777 == 0o644
