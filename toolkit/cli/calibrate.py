@@ -37,8 +37,8 @@ POOL_SETTINGS = ("default_pool_size", "reserve_pool_size", "min_pool_size")
 
 
 SWEEP_SIZES = "2,4,8,16,32,64"
-MAX_POOL = 10_000  # a pool size, beyond any PostgreSQL a PgBouncer fronts
-MAX_CLIENTS = 100_000  # pgbench clients
+MAX_POOL, MAX_CLIENTS = 10_000, 100_000  # a pool size and pgbench clients beyond any real one
+_CLIENTS = count_option("--clients", "Sweep: pgbench clients (default: the plan's demand).", 1, MAX_CLIENTS)
 
 
 class SweepWorkload(enum.StrEnum):
@@ -71,10 +71,7 @@ def calibrate_command(
     yes: Annotated[bool, typer.Option("--yes", help="Run the sweep. Without it: what it would do.")] = False,
     sizes: Annotated[str, typer.Option("--sizes", help="Sweep: pool sizes, comma-separated.")] = SWEEP_SIZES,
     duration: Annotated[float, seconds_option("--duration", "Sweep: seconds of pgbench per size.")] = 10.0,
-    clients: Annotated[
-        int | None,
-        count_option("--clients", "Sweep: pgbench clients (default: the plan's demand).", 1, MAX_CLIENTS),
-    ] = None,
+    clients: Annotated[int | None, _CLIENTS] = None,
     workload: Annotated[
         SweepWorkload, typer.Option("--workload", help="Sweep: pgbench script.")
     ] = SweepWorkload.django,
