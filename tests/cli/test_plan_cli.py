@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from toolkit.cli.app import main
 from toolkit.domain.errors import SizingError
@@ -86,3 +87,63 @@ def test_usage_errors_exit_64(capsys: pytest.CaptureFixture[str], args: list[str
 def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SizingError):
         main(["--debug", "plan", "-i", str(FIXTURES / "infeasible.yml")])
+
+
+# Issue 9, role inputs: each hostile value, set on one host of an otherwise good inventory.
+HOSTILE_INPUTS = [
+    ("pgb1", "pgbouncer_server_reset_query", "DISCARD ALL\nauth_type = trust", "control character U+000A"),
+    ("pgb1", "pgbouncer_listen_addr", "127.0.0.1\nlisten_addr = *", "control character U+000A"),
+    ("pgb1", "pgbouncer_listen_addr", "127.0.0.1,*", "has the wildcard '*'"),
+    ("pgb1", "pgbouncer_listen_port", float("nan"), "must be an integer from 1 to 65535"),
+    ("pgb1", "pgbouncer_listen_port", "\u0663", "must be an integer from 1 to 65535"),
+    ("pgb1", "pgbouncer_default_pool_size", 2**40, "must be at most 2147483647"),
+    ("pgb1", "database_hold_factor", float("inf"), "must be a finite number"),
+    ("pgb1", "database_max_connections", "\u0663\u0663", "must be an integer from 1 to 262143"),
+    ("pgb1", "pgbouncer_databases", [{"name": "app\nadmin_users = app"}], "entry 1 name contains"),
+    ("cache1", "redis_maxmemory_policy", "allkeys-lru\nloadmodule /tmp/x.so", "must be one of noeviction"),
+    ("cache1", "redis_app_command_rules", "+@read\nuser evil on nopass ~* +@all", "control character"),
+    ("cache1", "redis_app_command_rules", "allkeys +@all", "command rules only"),
+    ("cache1", "redis_listen_addr", "127.0.0.1 -::*", "has the wildcard '-::*'"),
+    ("cache1", "redis_memory_share", float("nan"), "must be a finite number"),
+    ("web1", "django_workers", True, "must be an integer from 0 to 2147483647"),
+    ("web1", "django_demo_bind", "127.0.0.1\u2028", "control character U+2028"),
+]
+
+
+# doctor --offline loads the inventory the same way: a few cases are enough to show it.
+CASES = [(["plan"], *case) for case in HOSTILE_INPUTS] + [
+    (["doctor", "--offline"], *case) for case in HOSTILE_INPUTS[:: len(HOSTILE_INPUTS) // 3]
+]
+
+
+@pytest.mark.parametrize(("command", "host", "variable", "value", "why"), CASES)
+def test_hostile_role_input_exits_65_naming_variable_and_host(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: list[str],
+    host: str,
+    variable: str,
+    value: object,
+    why: str,
+) -> None:
+    inventory = yaml.safe_load((FIXTURES / "small.yml").read_text())
+    groups = inventory["all"]["children"]
+    group = next(g for g in groups.values() if host in g["hosts"])
+    group["hosts"][host] = {**(group["hosts"][host] or {}), variable: value}
+    path = tmp_path / "hostile.yml"
+    path.write_text(yaml.safe_dump(inventory, allow_unicode=False))
+    code, out, err = run(capsys, command[0], "-i", str(path), *command[1:])
+    assert (code, out) == (65, "")
+    assert err.startswith(f"toolkit: inventory: {variable} (host {host}): "), err
+    assert why in err
+    assert err.count("\n") == 1
+
+
+def test_a_malformed_auth_user_never_prints_its_password(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "-i", str(FIXTURES / "hostile-auth-user.yml"))
+    assert (code, out) == (65, "")
+    assert err == (
+        "toolkit: inventory: pgbouncer_auth_users (host pgb1): entry 1 has the unknown key(s) nmae; "
+        "allowed: name, password, scram_verifier\n"
+    )
+    assert "hunter2" not in err

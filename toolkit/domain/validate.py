@@ -128,8 +128,8 @@ def to_int(value: Any) -> int:
     """An integer from an int or a string of ASCII digits; never a bool, a float or other digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and _ASCII_INT.fullmatch(value.strip()):
-        return int(value.strip())
+    if isinstance(value, str) and _ASCII_INT.fullmatch(value):  # never strip: a template writes it as is
+        return int(value)
     raise Invalid("must be an integer", value)
 
 
@@ -137,8 +137,8 @@ def to_number(value: Any) -> float:
     """A finite number from an int, a float or a string of ASCII digits with an optional fraction."""
     if isinstance(value, bool):
         raise Invalid("must be a number", value)
-    if isinstance(value, str) and _ASCII_NUMBER.fullmatch(value.strip()):
-        value = float(value.strip())
+    if isinstance(value, str) and _ASCII_NUMBER.fullmatch(value):
+        value = float(value)
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         raise Invalid("must be a finite number", value)
     return float(value)
