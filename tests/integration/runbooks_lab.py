@@ -19,7 +19,12 @@ from typing import Any
 import psycopg
 
 from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
+from toolkit.adapters import inventory
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
+from toolkit.adapters.secrets import Secrets
+from toolkit.domain.inventory import topology_from_inventory
+from toolkit.domain.targets import endpoints
+from toolkit.runbooks.base import RunContext
 
 PGB_PORT = 6432
 PG_PORT = 5432
@@ -86,6 +91,23 @@ def audit_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def outcomes(path: Path) -> list[dict[str, Any]]:
+    """The outcome records of the audit log, each checked to follow its intent record (same id)."""
+    records = audit_records(path)
+    out = []
+    for i, record in enumerate(records):
+        if record["phase"] != "outcome":
+            continue
+        intents = [r for r in records[:i] if r["phase"] == "intent" and r["id"] == record["id"]]
+        assert len(intents) == 1, record
+        assert {k: v for k, v in intents[0].items() if k not in ("time", "phase")} == {
+            k: v for k, v in record.items() if k not in ("time", "phase", "result")
+        }
+        out.append(record)
+    assert len(out) == sum(r["phase"] == "intent" for r in records), "an intent without its outcome"
+    return out
+
+
 def assert_one_line_error(result: Result, code: int, fragment: str) -> None:
     """A refused run: one line on stderr, the exit code, the message, no output."""
     assert result.code == code, (result.code, result.stderr)
@@ -100,6 +122,16 @@ def no_secret(*texts: str) -> None:
     for name in sorted(p.name for p in (ROOT / ".lab").iterdir() if p.name.endswith("password")):
         secret = lab_secret(name)
         assert all(secret not in t for t in texts), name
+
+
+def context(audit: Path) -> RunContext:
+    """The context `toolkit runbook run` builds for the lab, to plan and act in two steps in one test."""
+    data = inventory.load(str(LAB_INVENTORY))
+    topology = topology_from_inventory(data.groups, data.hostvars)
+    eps = endpoints(topology, data.groups, data.hostvars)
+    return RunContext(
+        data, topology, eps, Secrets.locate(str(LAB_INVENTORY), str(ROOT / ".lab")), 5.0, None, audit
+    )
 
 
 # --- connections --------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_flush_namespace_removes_only_that_namespace(cache: redis.Redis, tmp_pat
     assert done.code == 0, done.stdout + done.stderr
     assert done.doc["verified"] is True
     assert (_count(cache, FLUSHED), _count(cache, KEPT)) == (0, 40)
-    (record,) = lab.audit_records(audit)
+    (record,) = lab.outcomes(audit)
     assert (record["runbook"], record["action"]) == ("cache-flush-namespace", "unlink_prefix")
     assert record["parameters"]["prefix"] == FLUSHED
     assert record["result"] == "unlinked 1200 key(s)"
@@ -72,3 +72,87 @@ def test_glob_and_empty_prefixes_are_refused(cache: redis.Redis, tmp_path: Path,
     lab.assert_one_line_error(result, 64, "would match every key")
     assert (_count(cache, FLUSHED), _count(cache, KEPT)) == (1200, 40)
     assert lab.audit_records(audit) == []
+
+
+# --- a prefix that another namespace begins with --------------------------------------------------
+
+SPACE, OTHER = "lab:rbc:1:", "lab:rbcelery-task-meta-"
+
+
+@pytest.fixture
+def two_namespaces(cache: redis.Redis) -> Iterator[redis.Redis]:
+    """'lab:rbc:1:*' (Django's namespace 'lab:rbc') and 'lab:rbcelery-task-meta-*', which begins with
+    'lab:rbc' too."""
+    pipe = cache.pipeline(transaction=False)
+    for i in range(30):
+        pipe.set(f"{SPACE}{i}", "x", ex=600)
+    for i in range(7):
+        pipe.set(f"{OTHER}{i}", "y", ex=600)
+    pipe.execute()
+    try:
+        yield cache
+    finally:
+        for prefix in (SPACE, OTHER):
+            keys = list(cache.scan_iter(match=f"{prefix}*", count=500))
+            if keys:
+                cache.unlink(*keys)
+
+
+def test_a_prefix_that_another_namespace_begins_with_is_refused(
+    two_namespaces: redis.Redis, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    result = lab.run("cache-flush-namespace", "--prefix", "lab:rbc", audit=audit, yes=True)
+    lab.assert_one_line_error(
+        result, 2, "--prefix 'lab:rbc' also matches 7 key(s) outside the namespace 'lab:rbc:'"
+    )
+    assert (_count(two_namespaces, SPACE), _count(two_namespaces, OTHER)) == (30, 7)
+    assert lab.audit_records(audit) == []
+
+
+def test_the_namespace_with_its_separator_deletes_only_itself(
+    two_namespaces: redis.Redis, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    done = lab.run("cache-flush-namespace", "--prefix", "lab:rbc:", audit=audit, yes=True)
+    assert done.code == 0, done.stdout + done.stderr
+    assert done.doc["plan"]["actions"][0]["parameters"]["keys"] == 30
+    assert (_count(two_namespaces, SPACE), _count(two_namespaces, OTHER)) == (0, 7)
+    (record,) = lab.outcomes(audit)
+    assert record["parameters"]["prefix"] == "lab:rbc:"
+
+
+def test_django_key_prefix_and_version_name_the_namespace(
+    two_namespaces: redis.Redis, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    done = lab.run(
+        "cache-flush-namespace", "--key-prefix", "lab:rbc", "--version", "1", audit=audit, yes=True
+    )
+    assert done.code == 0, done.stdout + done.stderr
+    assert (_count(two_namespaces, SPACE), _count(two_namespaces, OTHER)) == (0, 7)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "code", "fragment"),
+    [
+        ("celery", 64, "outside the app's key prefix 'lab:'"),
+        ("rbc:", 64, "outside the app's key prefix 'lab:'"),
+    ],
+)
+def test_a_prefix_outside_the_app_prefix_is_refused(
+    two_namespaces: redis.Redis, tmp_path: Path, prefix: str, code: int, fragment: str
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    result = lab.run("cache-flush-namespace", "--prefix", prefix, audit=audit, yes=True)
+    lab.assert_one_line_error(result, code, fragment)
+    assert (_count(two_namespaces, SPACE), _count(two_namespaces, OTHER)) == (30, 7)
+
+
+@pytest.mark.parametrize("version", ["-1", "nan", "1.5", "\u0661", "99999999999"])
+def test_bad_versions_are_refused(tmp_path: Path, version: str) -> None:
+    audit = tmp_path / "audit.jsonl"
+    result = lab.run(
+        "cache-flush-namespace", "--key-prefix", "lab", "--version", version, audit=audit, yes=True
+    )
+    lab.assert_one_line_error(result, 64, "--version: ")

@@ -73,7 +73,7 @@ def test_pause_then_resume_holds_and_releases_clients(tmp_path: Path) -> None:
     queued.join(5)  # at once: not after server_login_retry (see pgb.pause)
     assert out == [(42,)]
     client.close()
-    assert [(r["runbook"], r["action"]) for r in lab.audit_records(audit)] == [
+    assert [(r["runbook"], r["action"]) for r in lab.outcomes(audit)] == [
         ("pgbouncer-pause", "PAUSE"),
         ("pgbouncer-resume", "RESUME"),
     ]
@@ -99,7 +99,7 @@ def test_pause_with_a_transaction_open_times_out_and_leaves_every_pool_resumed(t
         assert not [
             c for c in lab.show("SHOW CLIENTS") if c["database"] == "pgbouncer" and c["state"] == "waiting"
         ]
-        records = lab.audit_records(audit)
+        records = lab.outcomes(audit)
         assert [r["action"] for r in records] == ["RESUME", "PAUSE"]
         assert records[0]["result"].startswith("resumed") and "app" in records[0]["result"]
         assert records[1]["result"].startswith("failed:")
@@ -114,7 +114,7 @@ def test_pause_refuses_while_an_old_transaction_is_open(tmp_path: Path) -> None:
     try:
         time.sleep(1.5)
         result = lab.run("pgbouncer-pause", "--older-than", "1s", audit=audit, yes=True)
-        lab.assert_one_line_error(result, 64, "would hold the PAUSE")
+        lab.assert_one_line_error(result, 2, "would hold the PAUSE")  # refused by the live state
         assert lab.db_flags() == (0, 0)
         assert lab.audit_records(audit) == []
     finally:
@@ -141,7 +141,7 @@ def test_reload_reverts_a_live_set_and_reports_the_diff(tmp_path: Path) -> None:
         result["result"]
         == f"reloaded; changed: default_pool_size: {drifted} -> {before['default_pool_size']}"
     )
-    (record,) = lab.audit_records(audit)
+    (record,) = lab.outcomes(audit)
     assert (record["runbook"], record["action"]) == ("pgbouncer-reload", "RELOAD")
 
 
@@ -161,7 +161,7 @@ def test_reconnect_replaces_server_connections_and_keeps_clients(tmp_path: Path)
         assert done.code == 0, done.stdout + done.stderr
         assert not (old & lab.backend_pids())  # every old server connection is gone
         assert client.execute("SELECT 2").fetchone() == (2,)  # the client kept its session
-        assert [r["action"] for r in lab.audit_records(audit)] == ["RECONNECT", "WAIT_CLOSE"]
+        assert [r["action"] for r in lab.outcomes(audit)] == ["RECONNECT", "WAIT_CLOSE"]
     finally:
         client.close()
 
@@ -197,7 +197,7 @@ def test_resize_pool_under_load_within_the_budget(tmp_path: Path) -> None:
         assert {k: v for k, v in after.items() if k not in IGNORED} == {
             k: v for k, v in before.items() if k not in IGNORED
         }
-        (record,) = lab.audit_records(audit)
+        (record,) = lab.outcomes(audit)
         assert (record["action"], record["parameters"]["default_pool_size"]) == ("SET", size)
     finally:
         stop.set()
@@ -210,7 +210,7 @@ def test_resize_beyond_the_budget_is_refused(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     before = lab.config()
     result = lab.run("pgbouncer-resize-pool", "--size", "1000", audit=audit, yes=True)
-    lab.assert_one_line_error(result, 64, "refused, nothing changed")
+    lab.assert_one_line_error(result, 2, "refused, nothing changed")  # refused by the live state
     assert "exceeds the budget" in result.stderr
     assert lab.config() == before
     assert lab.audit_records(audit) == []
@@ -233,7 +233,7 @@ def test_kill_database_drops_its_clients_and_leaves_it_paused(tmp_path: Path) ->
         with pytest.raises(psycopg.OperationalError):
             client.execute("SELECT 3")
         assert lab.show("SHOW VERSION")  # the admin console itself is untouched
-        (record,) = lab.audit_records(audit)
+        (record,) = lab.outcomes(audit)
         assert (record["runbook"], record["action"], record["parameters"]) == (
             "pgbouncer-kill-database",
             "KILL",
@@ -263,7 +263,7 @@ def test_disable_then_enable_one_database(tmp_path: Path) -> None:
         assert enabled.code == 0 and lab.db_flags() == (0, 0)
         with lab.app(autocommit=True) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
-        assert [(r["runbook"], r["action"]) for r in lab.audit_records(audit)] == [
+        assert [(r["runbook"], r["action"]) for r in lab.outcomes(audit)] == [
             ("pgbouncer-disable", "DISABLE"),
             ("pgbouncer-enable", "ENABLE"),
         ]
@@ -278,7 +278,14 @@ def test_disable_then_enable_one_database(tmp_path: Path) -> None:
         ("pgbouncer-disable", ("--database", "pgbouncer"), "is the admin console"),
         ("pgbouncer-enable", ("--database", "nosuchdb"), "serves no database 'nosuchdb'"),
         ("pgbouncer-pause", ("--target", "nosuchhost"), "unknown target 'nosuchhost'"),
-        ("pgbouncer-resize-pool", ("--size", "-3"), "--size must be at least 1"),
+        ("pgbouncer-resize-pool", ("--size", "-3"), "--size: '-3' is not a whole number"),
+        ("pgbouncer-resize-pool", ("--size", "0"), "--size: '0' must be between 1 and"),
+        ("pgbouncer-resize-pool", ("--size", "\u0665"), "is not a whole number"),
+        ("pgbouncer-pause", ("--older-than", "0s"), "--older-than: '0s' must be above 0 s"),
+        ("pgbouncer-pause", ("--timeout", "nan"), "--timeout: 'nan' is not a number"),
+        ("pgbouncer-pause", ("--timeout", "inf"), "--timeout: 'inf' is not a number"),
+        ("pgbouncer-pause", ("--timeout", "1e999"), "--timeout: '1e999' is not a number"),
+        ("pgbouncer-pause", ("--timeout", "99999"), "--timeout: '99999' must be between"),
     ],
 )
 def test_bad_input_changes_nothing(tmp_path: Path, name: str, args: tuple[str, ...], fragment: str) -> None:
@@ -309,8 +316,9 @@ def test_the_confirmation_must_type_the_database_name(tmp_path: Path) -> None:
     args = ("pgbouncer-disable", "--database", "app", "--audit-log", str(audit))
     out = _on_a_terminal("yes", *args)
     assert "type the database name (app)" in out and "nothing changed" in out
+    assert out.index("DISABLE(database=app)") < out.index("type the database name")  # plan first
     assert lab.db_flags() == (0, 0) and lab.audit_records(audit) == []
 
     out = _on_a_terminal("app", *args)
     assert lab.db_flags() == (0, 1), out
-    assert [r["action"] for r in lab.audit_records(audit)] == ["DISABLE"]
+    assert [r["action"] for r in lab.outcomes(audit)] == ["DISABLE"]

@@ -3,6 +3,7 @@ changes), act (only the targeted session changes), find the audit record."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,9 @@ import psycopg
 import pytest
 
 from tests.integration import runbooks_lab as lab
+from toolkit.runbooks import cancel_long, terminate_idle
+from toolkit.runbooks.base import RunOptions
+from toolkit.runbooks.execute import act_and_verify
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +47,7 @@ def test_terminate_idle_transactions_ends_only_the_named_session(tmp_path: Path)
         assert lab.state_of(victim_pid) is None
         assert lab.state_of(bystander_pid) == "idle in transaction"
         assert bystander.execute("SELECT 1").fetchone() == (1,)
-        (record,) = lab.audit_records(audit)
+        (record,) = lab.outcomes(audit)
         assert record["runbook"] == "terminate-idle-transactions"
         assert record["action"] == "pg_terminate_backend"
         assert record["parameters"]["pid"] == victim_pid
@@ -90,7 +94,7 @@ def test_cancel_long_queries_cancels_only_the_pooled_database(tmp_path: Path) ->
         victim.join(10)
         assert len(victim_errors) == 1 and isinstance(victim_errors[0], psycopg.errors.QueryCanceled)
         assert lab.state_of(other_pid) == "active"
-        (record,) = lab.audit_records(audit)
+        (record,) = lab.outcomes(audit)
         assert (record["runbook"], record["action"]) == ("cancel-long-queries", "pg_cancel_backend")
         assert record["parameters"]["pid"] == victim_pid
     finally:
@@ -103,7 +107,200 @@ def test_cancel_long_queries_cancels_only_the_pooled_database(tmp_path: Path) ->
 
 def test_negative_and_malformed_durations_are_refused(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    for value in ("-1s", "soon"):
+    for value in ("-1s", "soon", "nan", "inf", "1e3"):
         result = lab.run("terminate-idle-transactions", "--older-than", value, audit=audit, yes=True)
         lab.assert_one_line_error(result, 64, "is not a duration")
     assert lab.audit_records(audit) == []
+
+
+# --- a session that changed between plan and act is skipped, never signalled ----------------------
+
+
+def _query_start(pid: int) -> str:
+    with lab.app(autocommit=True, port=lab.PG_PORT) as conn:
+        row = conn.execute("SELECT query_start FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+        return "" if row is None or row[0] is None else str(row[0].isoformat())  # as the guard has it
+
+
+def test_terminate_skips_an_idle_transaction_that_ran_another_query_since_the_plan(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    victim = lab.app(port=lab.PG_PORT)  # straight to PostgreSQL: the same backend for every query
+    victim.execute("SELECT set_config('application_name', 'rb-changed', false)")
+    pid = int(victim.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    try:
+        time.sleep(2.5)
+        ctx = lab.context(audit)
+        opts = RunOptions(older_than=2.0, application_name="rb-changed")
+        plan = terminate_idle.plan(ctx, opts)
+        assert [a.args["pid"] for a in plan.actions] == [pid]
+
+        victim.execute("SELECT 2")  # the same transaction runs another query, and is idle again
+        assert lab.state_of(pid) == "idle in transaction"
+        outcome = act_and_verify(terminate_idle, ctx, opts, plan)
+
+        assert outcome.results == [] and outcome.failed == []
+        ((action, why),) = outcome.skipped
+        assert action.args["pid"] == pid and "query_start changed" in why
+        assert outcome.ok and outcome.verified is True
+        assert lab.state_of(pid) == "idle in transaction"  # alive, its transaction intact
+        assert victim.execute("SELECT 3").fetchone() == (3,)
+        (record,) = lab.outcomes(audit)
+        assert record["result"].startswith(f"skipped: pid {pid} not signalled")
+        assert record["guard"]["query_start"] == action.guard["query_start"]
+    finally:
+        victim.close()
+
+
+def test_cancel_with_terminate_skips_a_new_query_on_the_planned_pid(tmp_path: Path) -> None:
+    """The defect of the issue: --terminate ended a new query that happened to run on the planned pid."""
+    audit = tmp_path / "audit.jsonl"
+    conn = lab.app(autocommit=True, port=lab.PG_PORT)
+    pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    errors: list[BaseException] = []
+
+    def two_queries() -> None:
+        try:
+            conn.execute("SELECT pg_sleep(3)")  # the long query the plan sees
+            conn.execute("SELECT pg_sleep(20)")  # the next one, on the same connection and pid
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=two_queries)
+    worker.start()
+    try:
+        time.sleep(1.5)
+        ctx = lab.context(audit)
+        opts = RunOptions(older_than=1.0, database="app", grace=1.0, terminate=True)
+        plan = cancel_long.plan(ctx, opts)
+        assert [a.args["pid"] for a in plan.actions] == [pid]
+        first = plan.actions[0].guard["query_start"]
+        deadline = time.monotonic() + 10
+        while _query_start(pid) in ("", first) or lab.state_of(pid) != "active":
+            assert time.monotonic() < deadline, "the second query never started"
+            time.sleep(0.1)
+
+        outcome = act_and_verify(cancel_long, ctx, opts, plan)
+
+        ((_, why),) = outcome.skipped
+        assert "runs another query now (query_start changed)" in why
+        assert outcome.results == [] and outcome.ok
+        assert lab.state_of(pid) == "active"  # the new query runs on: neither cancelled nor terminated
+        assert errors == []
+        (record,) = lab.outcomes(audit)
+        assert record["action"] == "pg_cancel_backend" and record["result"].startswith("skipped:")
+    finally:
+        with lab.app(autocommit=True, port=lab.PG_PORT) as admin:
+            admin.execute("SELECT pg_cancel_backend(%s)", [pid])
+        worker.join(25)
+        conn.close()
+
+
+def test_terminate_acts_on_the_unchanged_session_and_leaves_the_changed_one(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    changed = lab.app(port=lab.PG_PORT)
+    same = lab.app(port=lab.PG_PORT)
+    for conn in (changed, same):
+        conn.execute("SELECT set_config('application_name', 'rb-pair', false)")
+    changed_pid = int(changed.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    same_pid = int(same.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    try:
+        time.sleep(2.5)
+        ctx = lab.context(audit)
+        opts = RunOptions(older_than=2.0, application_name="rb-pair")
+        plan = terminate_idle.plan(ctx, opts)
+        assert sorted(a.args["pid"] for a in plan.actions) == sorted([changed_pid, same_pid])
+        changed.commit()
+        changed.execute("SELECT 1")  # a new transaction: xact_start changed
+        outcome = act_and_verify(terminate_idle, ctx, opts, plan)
+        assert [a.args["pid"] for a, _ in outcome.results] == [same_pid]
+        ((skipped, why),) = outcome.skipped
+        assert skipped.args["pid"] == changed_pid and "xact_start changed" in why
+        assert outcome.verified is True
+        assert lab.state_of(same_pid) is None
+        assert lab.state_of(changed_pid) == "idle in transaction"
+        assert sorted(r["result"].split(":")[0] for r in lab.outcomes(audit)) == ["signalled", "skipped"]
+    finally:
+        changed.close()
+        same.close()
+
+
+def test_the_cap_refuses_with_the_count_and_exit_2(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    conns = [lab.app(port=lab.PG_PORT) for _ in range(3)]
+    try:
+        for conn in conns:
+            conn.execute("SELECT set_config('application_name', 'rb-cap', false)")
+        time.sleep(1.5)
+        args = ("--older-than", "1s", "--application-name", "rb-cap", "--max", "2")
+        result = lab.run("terminate-idle-transactions", *args, audit=audit, yes=True)
+        lab.assert_one_line_error(result, 2, "3 sessions match, more than --max 2; nothing was done")
+        assert all(conn.execute("SELECT 1").fetchone() == (1,) for conn in conns)
+        assert lab.audit_records(audit) == []
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("0s", "must be above 0 s"),
+        ("0", "must be above 0 s"),
+        ("nan", "is not a duration"),
+        ("inf", "is not a duration"),
+        ("\u0665s", "is not a duration"),
+        ("99999999h", "must be between 0 s and 30 days"),
+    ],
+)
+def test_older_than_must_be_a_sane_positive_duration(tmp_path: Path, value: str, fragment: str) -> None:
+    audit = tmp_path / "audit.jsonl"
+    result = lab.run("cancel-long-queries", "--older-than", value, audit=audit, yes=True)
+    lab.assert_one_line_error(result, 64, fragment)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--max", "0"), "--max: '0' must be between 1 and"),
+        (("--max", "-5"), "--max: '-5' is not a whole number"),
+        (("--max", "1e9"), "--max: '1e9' is not a whole number"),
+        (("--rate", "nan"), "--rate: 'nan' is not a number"),
+        (("--rate", "0"), "--rate: '0' must be above 0"),
+        (("--timeout", "-1"), "--timeout: '-1' is not a number"),
+        (("--grace", "inf"), "--grace: 'inf' is not a duration"),
+    ],
+)
+def test_number_flags_are_refused_with_one_line(tmp_path: Path, args: tuple[str, ...], fragment: str) -> None:
+    audit = tmp_path / "audit.jsonl"
+    result = lab.run("terminate-idle-transactions", "--older-than", "5s", *args, audit=audit, yes=True)
+    lab.assert_one_line_error(result, 64, fragment)
+
+
+@pytest.mark.parametrize("log", ["/dev/null", "fifo", "dir", "link"])
+def test_an_audit_log_that_swallows_records_is_refused_before_any_action(tmp_path: Path, log: str) -> None:
+    victim, victim_pid = _idle_in_transaction("rb-audit")
+    path = {
+        "/dev/null": Path("/dev/null"),
+        "fifo": tmp_path / "fifo",
+        "dir": tmp_path,
+        "link": tmp_path / "l",
+    }[log]
+    if log == "fifo":
+        os.mkfifo(path)
+    if log == "link":
+        path.symlink_to("/dev/null")
+    try:
+        time.sleep(1.5)
+        result = lab.run(
+            "terminate-idle-transactions",
+            "--older-than",
+            "1s",
+            "--application-name",
+            "rb-audit",
+            audit=path,
+            yes=True,
+        )
+        lab.assert_one_line_error(result, 64, "not a regular file; nothing was done")
+        assert lab.state_of(victim_pid) == "idle in transaction"
+    finally:
+        victim.close()

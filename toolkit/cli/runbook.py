@@ -82,6 +82,11 @@ MAX_POOL_SIZE = 262_143  # PostgreSQL's own limit on max_connections
 MAX_CACHE_VERSION = 2**31 - 1
 
 
+def _interactive() -> bool:
+    """Whether a person can answer the confirmation (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
 def _confirm(plan: RunbookPlan, database: str | None, confirm_database: bool, err: bool) -> bool:
     targets = sorted({a.target for a in plan.actions})
     if confirm_database:
@@ -228,7 +233,7 @@ def run_command(
         _render(plan, None, output, dry_run=not yes, shown=False)
         typer.echo("nothing to do", err=True)
         raise typer.Exit(ExitStatus.OK)
-    interactive = not yes and sys.stdin.isatty()
+    interactive = not yes and _interactive()
     if not yes and not interactive:
         _render(plan, None, output, dry_run=True, shown=False)
         typer.echo("dry run: nothing changed (add --yes to act)", err=True)
