@@ -108,10 +108,13 @@ def ensure_bridge(fleet: Fleet) -> None:
         run(["ip", "addr", "flush", "dev", net.bridge])
         run(["ip", "addr", "add", cidr, "dev", net.bridge], what=f"addressing bridge {net.bridge}")
     run(["ip", "link", "set", net.bridge, "up"])
-    # Defence in depth: the hosts have no default route, and nothing is forwarded to or from the bridge.
+    # Defence in depth: the hosts have no default route, and nothing is forwarded between the bridge and
+    # any other interface. Host-to-host frames stay on the bridge; where br_netfilter is loaded (it is
+    # here) they pass this hook too, with the bridge as both interfaces, and are accepted.
     rules = (
         f"table inet {NFT_TABLE} {{\n chain forward {{\n"
         "  type filter hook forward priority 0; policy accept;\n"
+        f'  iifname "{net.bridge}" oifname "{net.bridge}" accept\n'
         f'  iifname "{net.bridge}" drop\n  oifname "{net.bridge}" drop\n }}\n}}\n'
     )
     run(["nft", "delete", "table", "inet", NFT_TABLE], check=False)

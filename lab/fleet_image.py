@@ -113,6 +113,16 @@ def remove_tree(path: Path) -> None:
     run(["rm", "-rf", "--one-file-system", str(path)])
 
 
+def trust_this_machine() -> list[str]:
+    """pip inside the build trusts what pip here trusts: this machine's CA bundle, bound read-only for the
+    build only (a network that inspects TLS signs with a CA the image's own bundle lacks). Nothing of it
+    stays in the image, and it is no part of the recipe."""
+    bundle = os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt"
+    if not Path(bundle).is_file():
+        return []
+    return [f"--bind-ro={Path(bundle).resolve()}:/run/build-ca.pem", "--setenv=PIP_CERT=/run/build-ca.pem"]
+
+
 def build(release: str, checkout: Path, state: Path, log: Any) -> Path:
     """Return the current image of `release`, building it first if it is not on disk yet."""
     spec = recipe(release, checkout)
@@ -138,7 +148,8 @@ def build(release: str, checkout: Path, state: Path, log: Any) -> Path:
         (tmp / "opt/toolkit-lab/requirements.txt").write_text(spec["requirements"])
         run(
             ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--directory", str(tmp),
-             "--resolv-conf=replace-host", "--timezone=off", "/bin/sh", "-c", spec["script"]],
+             "--resolv-conf=replace-host", "--timezone=off", *trust_this_machine(),
+             "/bin/sh", "-c", spec["script"]],
             stdout=out, what=f"installing packages into the {release} image (log {tmp}.log)",
         )  # fmt: skip
     seconds = round(time.monotonic() - started)

@@ -3,6 +3,7 @@ package versions, its name, and a network that reaches the other hosts and nothi
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import pytest
@@ -94,3 +95,12 @@ def test_no_host_has_a_route_out_of_the_lab(fleet: Any, ssh: Ssh) -> None:
             host.name,
             proc.stdout,
         )
+
+
+def test_the_controller_forwards_nothing_to_or_from_the_lab_bridge(fleet: Any) -> None:
+    table = subprocess.run(
+        ["nft", "list", "table", "inet", "toolkit_lab"], capture_output=True, text=True, check=True
+    ).stdout
+    bridge = fleet.network.bridge
+    assert f'iifname "{bridge}" oifname "{bridge}" accept' in table
+    assert f'iifname "{bridge}" drop' in table and f'oifname "{bridge}" drop' in table
