@@ -229,12 +229,18 @@ def spawn(state: Path, host: Host) -> int:
 
 
 def power_off(state: Path, hosts: list[Host], seconds: float) -> list[str]:
-    """SIGTERM to systemd-nspawn makes it send the container's init its shutdown signal (an orderly
-    poweroff, see systemd-nspawn(1) --kill-signal). Hosts still running after `seconds` are killed.
-    Returns the names of the hosts that had to be killed."""
+    """Power hosts off: SIGRTMIN+4 (systemd's poweroff signal) to the container's init, the child of
+    systemd-nspawn, which then exits. Measured here: trixie's systemd ignored nspawn's own SIGTERM
+    path (SIGRTMIN+3, "halt") for 60 s, and powered off in 2 s on SIGRTMIN+4; bookworm does both.
+    Hosts still running after `seconds` are killed. Returns the names of the hosts that had to be."""
     pids = {h.name: nspawn_pid(state, h) for h in hosts}
     for pid in pids.values():
-        if pid is not None:
+        if pid is None:
+            continue
+        inits = children(pid)
+        for init in inits:
+            kill(init, signal.SIGRTMIN + 4)
+        if not inits:  # not yet forked: nspawn forwards its own shutdown signal
             kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + seconds
     killed = []
@@ -246,6 +252,13 @@ def power_off(state: Path, hosts: list[Host], seconds: float) -> list[str]:
             kill(pid)
             killed.append(host.name)
     return killed
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def teardown(state: Path, host: Host) -> tuple[str, ...]:
