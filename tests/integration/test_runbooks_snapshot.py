@@ -57,7 +57,7 @@ def test_snapshot_bundles_the_live_state_without_secrets(tmp_path: Path) -> None
         (redis_info,) = bundle["redis"].values()
         assert "connected_clients" in redis_info["info"]
         assert "findings" in bundle["doctor"] and bundle["doctor"]["status"] in {"ok", "warning", "critical"}
-        (record,) = lab.audit_records(audit)
+        (record,) = lab.outcomes(audit)  # the intent record precedes it
         assert (record["runbook"], record["action"], record["target"]) == (
             "snapshot",
             "write_snapshot",
