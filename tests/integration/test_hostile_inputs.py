@@ -1,0 +1,90 @@
+"""Hostile role inputs fail the lab playbook at its first play, before any file on any host changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import SECRETS, ansible_playbook
+
+pytestmark = pytest.mark.integration
+
+# Every file the lab's roles write: configs, the auth_file, ACL file, init scripts, the demo's config.
+WATCHED_GLOBS = [
+    "/etc/pgbouncer/*",
+    "/etc/default/pgbouncer*",
+    "/etc/init.d/pgbouncer*",
+    "/etc/redis/*",
+    "/etc/init.d/redis*",
+    "/etc/postgresql/15/main/pg_hba.conf",
+    "/etc/postgresql/15/main/conf.d/*",
+    "/opt/toolkit-demo/etc/*",
+    "/opt/toolkit-demo/bin/*",
+    "/etc/init.d/toolkit-demo*",
+]
+CANARY = "Canary-secret-0123456789"
+
+# (variable, value, the host the check names first is any of the lab's): at least one per role.
+HOSTILE: list[tuple[str, Any, str]] = [
+    ("pgbouncer_server_reset_query", "DISCARD ALL\nauth_type = trust", "control character U+000A"),
+    ("pgbouncer_listen_addr", "127.0.0.1,*", "has the wildcard '*'"),
+    ("pgbouncer_listen_port", "\u0663", "must be an integer from 1 to 65535"),
+    ("redis_app_command_rules", "+@read\nuser evil on nopass ~* +@all", "control character U+000A"),
+    ("redis_maxmemory_policy", "allkeys-lru\nloadmodule /tmp/evil.so", "must be one of noeviction"),
+    ("redis_app_password", f"{CANARY}\nuser evil on nopass", "control character U+000A"),
+    ("postgresql_lab_hba_networks", ["127.0.0.1/32\nhost all all 0.0.0.0/0 trust"], "control character"),
+    ("django_demo_bind", "127.0.0.1\n", "control character U+000A"),
+]
+
+
+def _fingerprint() -> dict[str, tuple[int, str]]:
+    files = sorted(
+        {p for pattern in WATCHED_GLOBS for p in Path("/").glob(pattern.lstrip("/")) if p.is_file()}
+    )
+    return {str(p): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files}
+
+
+def _assert_failed_at_the_check(proc: Any, variable: str, why: str) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert re.search(
+        rf"toolkit inputs: inventory: {variable} \(host [\w.-]+\): [^\n]*{re.escape(why)}", out
+    ), out[-3000:]
+    # Nothing past the check play ran: no role task, no change.
+    assert not re.search(
+        r"^TASK \[(postgresql_lab|pgbouncer|redis|django_demo|toolkit : Size)", out, re.MULTILINE
+    )
+    assert not re.search(r"^changed:", out, re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> dict[str, tuple[int, str]]:
+    before = _fingerprint()
+    assert "/etc/pgbouncer/pgbouncer.ini" in before, "the lab is not deployed: run 'make lab'"
+    assert any(p.startswith("/opt/toolkit-demo/etc/") for p in before), "the demo app is not deployed"
+    return before
+
+
+@pytest.mark.parametrize(("variable", "value", "why"), HOSTILE, ids=[v for v, _, _ in HOSTILE])
+def test_lab_playbook_fails_at_the_check_and_changes_no_file(
+    baseline: dict[str, tuple[int, str]], variable: str, value: Any, why: str
+) -> None:
+    proc = ansible_playbook("playbooks/lab.yml", "-e", json.dumps({variable: value}), timeout=300)
+    _assert_failed_at_the_check(proc, variable, why)
+    assert CANARY not in proc.stdout + proc.stderr
+    for secret in (p for p in SECRETS.glob("*") if p.is_file()):
+        assert secret.read_text().strip() not in proc.stdout + proc.stderr, secret.name
+    assert _fingerprint() == baseline
+
+
+def test_a_bad_redis_value_leaves_no_pgbouncer_config_behind(baseline: dict[str, tuple[int, str]]) -> None:
+    proc = ansible_playbook(
+        "playbooks/site.yml", "-e", json.dumps({"redis_maxmemory_policy": "noeviction\nloadmodule /x.so"})
+    )
+    _assert_failed_at_the_check(proc, "redis_maxmemory_policy", "must be one of noeviction")
+    assert _fingerprint() == baseline
