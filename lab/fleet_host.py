@@ -10,6 +10,7 @@ Layout of a host under the state directory (machine-wide, so hosts outlive the c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -87,6 +88,8 @@ def clean(state: Path, host: Host, actions: tuple[str, ...]) -> None:
             run(["ip", "netns", "del", host.netns], what=f"removing namespace {host.netns}")
         elif action == "rm-pidfile":
             (hd / "nspawn.pid").unlink(missing_ok=True)
+    if actions:
+        remove_cgroups(host)
 
 
 def wait_gone(pids: list[int], seconds: float) -> bool:
@@ -209,6 +212,29 @@ def make_network(fleet: Fleet, host: Host) -> None:
     run(["ip", "-n", ns, "link", "set", "lo", "up"])
 
 
+# systemd-nspawn --keep-unit puts the container in "payload" beside itself in its own cgroup. Started from
+# the same cgroup, every host would share one tree (measured: all seven in /payload/init.scope, so a unit
+# of one host shared its cgroup with the same unit of the others, and a host booted after a killed one
+# failed units with 219/CGROUP). Each host therefore starts in a cgroup of its own, in every hierarchy
+# systemd uses here: cgroup2 and the named systemd v1 hierarchy (hybrid), or the cgroup2 root alone.
+CGROUP_ROOTS = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup")
+
+
+def cgroup_dirs(host: Host) -> list[Path]:
+    return [Path(r) / "toolkit-lab" / host.name for r in CGROUP_ROOTS if Path(r, "cgroup.procs").exists()]
+
+
+def remove_cgroups(host: Host) -> None:
+    """Remove the host's cgroup trees, deepest first (only empty ones can go; the processes are gone)."""
+    for top in cgroup_dirs(host):
+        if top.is_dir():
+            for path in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
+
+
 def spawn(state: Path, host: Host) -> int:
     """Boot the host detached (its own session; console and errors to nspawn.log) and record its pid."""
     hd = host_dir(state, host)
@@ -218,11 +244,25 @@ def spawn(state: Path, host: Host) -> int:
         f"--network-namespace-path=/run/netns/{host.netns}",
         "--console=passive", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
     ]  # fmt: skip
+    remove_cgroups(host)
+    cgroups = cgroup_dirs(host)
+    for path in cgroups:
+        path.mkdir(parents=True, exist_ok=True)
+
+    def enter_cgroups() -> None:  # in the child, before exec: nspawn starts in the host's own cgroup
+        for path in cgroups:
+            (path / "cgroup.procs").write_text("0\n")
+
     with open(hd / "nspawn.log", "ab") as log:
         log.write(f"\n--- boot {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()
         proc = subprocess.Popen(  # noqa: S603
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=enter_cgroups,  # noqa: PLW1509 (single-threaded here: the waits start after)
         )
     (hd / "nspawn.pid").write_text(f"{proc.pid}\n")
     return proc.pid

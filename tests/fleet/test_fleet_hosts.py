@@ -3,7 +3,9 @@ package versions, its name, and a network that reaches the other hosts and nothi
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,3 +106,16 @@ def test_the_controller_forwards_nothing_to_or_from_the_lab_bridge(fleet: Any) -
     bridge = fleet.network.bridge
     assert f'iifname "{bridge}" oifname "{bridge}" accept' in table
     assert f'iifname "{bridge}" drop' in table and f'oifname "{bridge}" drop' in table
+
+
+def test_each_host_has_a_cgroup_tree_of_its_own(fleet: Any) -> None:
+    """Started from one cgroup, every nspawn put its host in the same /payload: units of one host shared
+    cgroups with the same units of the others."""
+    state = Path(os.environ.get("TOOLKIT_LAB_STATE", "/var/lib/toolkit-lab"))
+    for host in fleet.hosts:
+        nspawn = int((state / "hosts" / host.name / "nspawn.pid").read_text())
+        init = int(Path(f"/proc/{nspawn}/task/{nspawn}/children").read_text().split()[0])
+        unified = next(
+            line for line in Path(f"/proc/{init}/cgroup").read_text().splitlines() if line[:3] == "0::"
+        )
+        assert unified == f"0::/toolkit-lab/{host.name}/payload/init.scope", host.name
