@@ -13,9 +13,10 @@ from fleet_spec import Fleet, FleetError
 from fleet_sys import free_bytes, package_of, run
 
 TOOLS = ("debootstrap", "systemd-nspawn", "ip", "ssh", "ssh-keygen", "nft", "mount", "umount")
-# Measured here (2026-12-01): an image with every package and the demo's venv is about 0.75 GB
-# (bookworm) and 0.8 GB (trixie) plus a shared .deb cache of about 0.25 GB per release, and a
-# booted host's own layer starts near 5 MB. The margin covers deployed data and logs.
+# Measured here (2026-11-30): an image with every package and the demo's venv and wheels takes 0.80 GB
+# (bookworm) and 0.84 GB (trixie), plus a .deb cache of 40 MB per release; a host's own layer was
+# 41-105 MB after a few boots (mostly its journal), before any deployment. The margin covers the data
+# and logs the roles and tests add.
 IMAGE_BYTES = 1_300_000_000
 HOST_BYTES = 300_000_000
 
