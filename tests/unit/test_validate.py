@@ -211,6 +211,7 @@ def test_hostile_values_are_refused_naming_variable_host_and_rule(
         ("pgbouncer_auth_users", [SECRET]),
         ("pgbouncer_admin_users", [{"name": "admin", "password": 12 * [SECRET]}]),
         ("pgbouncer_auth_query_user", {"name": "auth", "password": f"{SECRET}\n"}),
+        ("pgbouncer_auth_users", [{"name": "app", "scram_verifier": f"SCRAM-SHA-256$4096:{SECRET}"}]),
         ("postgresql_lab_users", [{"name": "app", "password": f"{SECRET}\x00"}]),
     ],
 )

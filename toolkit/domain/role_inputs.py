@@ -67,10 +67,20 @@ VERSION = matching(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}", "a version such as 1.25.2",
 _PATH = r"(?!.*/\.\.?(/|\Z))(/[A-Za-z0-9_.+@-]+)+"
 PATH = matching(_PATH, "an absolute path of letters, digits, '_', '.', '+', '@', '-'")
 OPTIONAL_PATH = matching(_PATH, "empty or an absolute path", empty=True)
-SCRAM = matching(
+_SCRAM = matching(
     r"SCRAM-SHA-256\$[0-9]{1,7}:[A-Za-z0-9+/=]{1,200}\$[A-Za-z0-9+/=]{1,200}:[A-Za-z0-9+/=]{1,200}",
     "SCRAM-SHA-256$<iterations>:<salt>$<stored key>:<server key>",
 )
+
+
+def scram_verifier(value: Any) -> None:
+    """A SCRAM-SHA-256 verifier; as sensitive as a password hash, so never shown."""
+    try:
+        _SCRAM(value)
+    except Invalid as exc:
+        raise Invalid(exc.why, None, False) from None
+
+
 SSLMODE = one_of("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 REDIS_PREFIX = matching(
     r"[A-Za-z0-9_.:{}/@-]{1,128}", "a literal key prefix without spaces or glob characters"
@@ -116,7 +126,7 @@ ROLE_VARIABLES: dict[str, dict[str, Check]] = {
         "pgbouncer_databases": records(
             {"name": PGBOUNCER_NAME, "dbname": PG_NAME, "host": _database_host, "port": port}, ("name",)
         ),
-        "pgbouncer_auth_users": records({**_USER, "scram_verifier": SCRAM}, ("name",)),
+        "pgbouncer_auth_users": records({**_USER, "scram_verifier": scram_verifier}, ("name",)),
         "pgbouncer_admin_users": records(_USER, ("name", "password")),
         "pgbouncer_stats_users": records(_USER, ("name", "password"), empty=True),
         "pgbouncer_listen_addr": address_list(","),
