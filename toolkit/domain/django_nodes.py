@@ -30,7 +30,8 @@ class DjangoSource:
 
 def _text(node: str, key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InventoryError(key, node, f"must be a non-empty string, got {value!r}")
+        got = "an empty string" if isinstance(value, str) else type(value).__name__
+        raise InventoryError(key, node, f"must be a non-empty string, got {got}")
     return value.strip()
 
 
@@ -38,15 +39,18 @@ def _env(node: str, value: Any) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
     if not isinstance(value, Mapping):
+        # Values are never echoed: settings environments carry DSNs and keys.
         raise InventoryError(
-            "django_settings_env", node, f"must be a mapping of names to strings, got {value!r}"
+            "django_settings_env", node, f"must be a mapping of names to strings, got {type(value).__name__}"
         )
     out: list[tuple[str, str]] = []
     for name, setting in value.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise InventoryError("django_settings_env", node, f"{name!r} is not an environment variable name")
         if not isinstance(setting, str | int | float) or isinstance(setting, bool):
-            raise InventoryError("django_settings_env", node, f"{name}: must be a string, got {setting!r}")
+            raise InventoryError(
+                "django_settings_env", node, f"{name}: must be a string, got {type(setting).__name__}"
+            )
         out.append((name, str(setting)))
     return tuple(sorted(out))
 
