@@ -131,6 +131,20 @@ def _skipped_note(skipped: Counter[str]) -> tuple[str, ...]:
     return (f"left alone: {parts}",)
 
 
+def _admitted(
+    b: Backend, scope: Scope, keys: Mapping[int, SessionKey], skipped: Counter[str]
+) -> SessionKey | None:
+    """The session's identity when the runbook may act on it; otherwise count why not and give None."""
+    why = left_alone(b, scope)
+    key = keys.get(b.pid)
+    if why is None and key is None:
+        why = "no identity read"
+    if why is not None or key is None:
+        skipped[why or ""] += 1
+        return None
+    return key
+
+
 def _args(b: Backend) -> dict[str, object]:
     return {"pid": b.pid, "user": b.usename, "database": b.datname, "application_name": b.application_name}
 
@@ -166,12 +180,8 @@ def plan_terminate_idle(
             continue
         if app_node is not None and app_node not in owners.get(b.pid, {}).get("app_node", "").split(" or "):
             continue
-        why = left_alone(b, scope)
-        key = keys.get(b.pid)
-        if why is None and key is None:
-            why = "no identity read"
-        if why is not None or key is None:
-            skipped[why or ""] += 1
+        key = _admitted(b, scope, keys, skipped)
+        if key is None:
             continue
         actions.append(
             Action(
@@ -209,12 +219,8 @@ def plan_cancel_long(
     for b in backends:
         if b.state != "active" or b.query_age is None or b.query_age < older_than:
             continue
-        why = left_alone(b, scope)
-        key = keys.get(b.pid)
-        if why is None and key is None:
-            why = "no identity read"
-        if why is not None or key is None:
-            skipped[why or ""] += 1
+        key = _admitted(b, scope, keys, skipped)
+        if key is None:
             continue
         actions.append(
             Action(
