@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from toolkit.domain.errors import InventoryError
+from toolkit.domain.known_variables import check_known_variables
 from toolkit.domain.models import (
     AppNode,
     DatabaseCapacity,
@@ -201,9 +202,10 @@ def topology_from_inventory(
 ) -> Topology:
     """Return the topology that ``groups`` and ``hostvars`` describe.
 
-    With ``check_inputs`` every host's role inputs are checked first
-    (:func:`toolkit.domain.role_inputs.check_host_inputs`), values still written as templates left
-    to the play. The Ansible filter passes False: its hostvars carry user names without passwords,
+    With ``check_inputs`` every host's variables are checked first: a name under a toolkit prefix
+    that nothing knows (:func:`toolkit.domain.known_variables.check_known_variables`), then the role
+    inputs (:func:`toolkit.domain.role_inputs.check_host_inputs`), values still written as templates
+    left to the play. The Ansible filter passes False: its hostvars carry user names without passwords,
     and the play has checked the rendered inputs before it sizes anything.
     """
     pgb_names = list(groups.get(PGBOUNCER_GROUP, ()))
@@ -211,6 +213,7 @@ def topology_from_inventory(
         raise InventoryError("groups", None, "the 'pgbouncer' group has no hosts; add the PgBouncer hosts")
 
     for host, values in hostvars.items() if check_inputs else ():
+        check_known_variables(host, values)
         check_host_inputs(host, values, rendered=False, nullable=NULLABLE | set(INVENTORY_KEYS))
 
     def host_vars(host: str) -> HostVars:

@@ -13,6 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 from toolkit.domain.errors import ToolkitError
 from toolkit.domain.inventory import INVENTORY_KEYS, topology_from_inventory
+from toolkit.domain.known_variables import PREFIX_PATTERN, check_known_names
 from toolkit.domain.role_inputs import ROLE_VARIABLES, check_host_inputs
 from toolkit.domain.scram import scram_sha256_verifier
 from toolkit.domain.sizing import plan
@@ -51,6 +52,24 @@ def toolkit_check_inputs(values: Mapping[str, Any], host: str) -> bool:
     return True
 
 
+def toolkit_check_known(names: Sequence[str], host: str, extra: Any = None) -> bool:
+    """Return True when every name under a toolkit prefix is a known variable or listed in ``extra``.
+
+    Otherwise fail naming the variable, the host and the closest known one. Names only: no value
+    but ``toolkit_extra_variables`` (``extra``) is ever passed in.
+    """
+    try:
+        check_known_names(str(host), [str(n) for n in names], extra)
+    except ToolkitError as exc:
+        raise AnsibleFilterError(f"toolkit inputs: {exc}") from None
+    return True
+
+
+def toolkit_prefix_pattern(_: Any = None) -> str:
+    """Return the regular expression of the toolkit's variable prefixes (for ``varnames``)."""
+    return PREFIX_PATTERN
+
+
 def toolkit_role_inputs(role: str | None = None) -> list[str]:
     """Return the input names of ``role`` (pgbouncer, redis, postgresql_lab, django_demo, plan), or all."""
     if role is None:
@@ -74,5 +93,7 @@ class FilterModule:
             "toolkit_scram_verifier": toolkit_scram_verifier,
             "toolkit_inventory_keys": toolkit_inventory_keys,
             "toolkit_check_inputs": toolkit_check_inputs,
+            "toolkit_check_known": toolkit_check_known,
+            "toolkit_prefix_pattern": toolkit_prefix_pattern,
             "toolkit_role_inputs": toolkit_role_inputs,
         }
