@@ -147,3 +147,37 @@ def test_a_malformed_auth_user_never_prints_its_password(capsys: pytest.CaptureF
         "allowed: name, password, scram_verifier\n"
     )
     assert "hunter2" not in err
+
+
+# Issue 11 §4: a misspelled variable. django_worker: 8 used to leave web1 at one worker, exit 0.
+@pytest.mark.parametrize("command", [["plan"], ["plan", "--format", "json"], ["doctor", "--offline"]])
+def test_a_misspelled_variable_exits_65_naming_the_closest_known_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    inventory = yaml.safe_load((FIXTURES / "small.yml").read_text())
+    web1 = inventory["all"]["children"]["django"]["hosts"]["web1"]
+    web1["django_workers"] = 1
+    web1["django_worker"] = 8
+    path = tmp_path / "misspelled.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    code, out, err = run(capsys, command[0], "-i", str(path), *command[1:])
+    assert (code, out) == (65, "")
+    assert err == (
+        "toolkit: inventory: django_worker (host web1): is not a variable of the toolkit; "
+        "did you mean django_workers? fix the name, or list it in toolkit_extra_variables "
+        "if it is your own (docs/inventory.md)\n"
+    )
+
+
+def test_a_variable_of_ones_own_listed_in_toolkit_extra_variables_passes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    inventory = yaml.safe_load((FIXTURES / "small.yml").read_text())
+    inventory["all"]["vars"]["toolkit_extra_variables"] = ["django_app_*", "redis_team"]
+    inventory["all"]["children"]["django"]["hosts"]["web1"]["django_app_release"] = "2026.11"
+    inventory["all"]["children"]["redis"]["hosts"]["cache1"]["redis_team"] = "platform"
+    path = tmp_path / "own.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    code, out, err = run(capsys, "plan", "-i", str(path), "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["pgbouncer"]["pgb1"]["client_demand"] == 16
