@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.integration.conftest import SECRETS, ansible_playbook
+from tests.integration.conftest import ROOT, SECRETS, ansible_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +89,50 @@ def test_a_bad_redis_value_leaves_no_pgbouncer_config_behind(baseline: dict[str,
     )
     _assert_failed_at_the_check(proc, "redis_maxmemory_policy", "must be one of noeviction")
     assert _fingerprint() == baseline
+
+
+# Issue 11 §4: a misspelled variable (django_worker: 8 left the node at one worker) fails the check play
+# naming the closest known variable, by -e and from an inventory file; a misspelled secret stays secret.
+MISSPELLED: list[tuple[str, Any, str]] = [
+    ("django_worker", 8, "did you mean django_workers?"),
+    ("pgbouncer_pool_mod", "session", "did you mean pgbouncer_pool_mode?"),
+    ("redis_app_pasword", CANARY, "did you mean redis_app_password?"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "why"), MISSPELLED, ids=[v for v, _, _ in MISSPELLED])
+def test_a_misspelled_variable_fails_at_the_check_and_changes_no_file(
+    baseline: dict[str, tuple[int, str]], variable: str, value: Any, why: str
+) -> None:
+    proc = ansible_playbook("playbooks/lab.yml", "-e", json.dumps({variable: value}), timeout=300)
+    _assert_failed_at_the_check(proc, variable, why)
+    assert CANARY not in proc.stdout + proc.stderr
+    assert _fingerprint() == baseline
+
+
+def test_a_misspelled_variable_in_the_inventory_fails_at_the_check(
+    baseline: dict[str, tuple[int, str]], tmp_path: Path
+) -> None:
+    extra = tmp_path / "misspelled.yml"
+    extra.write_text(
+        "all:\n  children:\n    django:\n      hosts:\n        app-2:\n          django_worker: 8\n"
+    )
+    proc = ansible_playbook("-i", "inventory/lab", "-i", str(extra), "playbooks/lab.yml", timeout=300)
+    _assert_failed_at_the_check(proc, "django_worker", "did you mean django_workers?")
+    assert "django_worker (host app-2)" in proc.stdout + proc.stderr
+    assert _fingerprint() == baseline
+
+
+def test_a_variable_listed_in_toolkit_extra_variables_passes_the_check(tmp_path: Path) -> None:
+    """Only lab.yml's first play runs (copied into its own playbook): nothing is deployed."""
+    check_play = yaml.safe_load((ROOT / "playbooks" / "lab.yml").read_text())[:1]
+    playbook = tmp_path / "check.yml"
+    playbook.write_text(yaml.safe_dump(check_play))
+    own = {"toolkit_extra_variables": ["django_app_*"], "django_app_release": "2026.11"}
+    proc = ansible_playbook(str(playbook), "-e", json.dumps(own), timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = ansible_playbook(str(playbook), "-e", json.dumps({"django_app_release": "2026.11"}), timeout=120)
+    assert proc.returncode != 0
+    assert re.search(
+        r"toolkit inputs: inventory: django_app_release \(host [\w.-]+\): is not a variable", proc.stderr
+    )
