@@ -128,6 +128,10 @@ def test_toolkit_extra_variables_keeps_a_users_own_names_by_name_or_glob() -> No
         ([1], "entry 1 must be a name or a glob pattern"),
         (["django x"], "entry 1 must be a name or a glob pattern"),
         (["ok", "bad\nline"], "entry 2 must be a name or a glob pattern"),
+        (["django_*"], "the pattern 'django_*' also matches the toolkit's django_celery_concurrency, so it"),
+        (["*"], "the pattern '*' also matches the toolkit's ansible_host"),
+        (["django_worker*"], "the pattern 'django_worker*' also matches the toolkit's django_workers"),
+        (["redis_?????_user"], "the pattern 'redis_?????_user' also matches the toolkit's redis_admin_user"),
     ],
 )
 def test_a_malformed_toolkit_extra_variables_is_an_error(extra: Any, why: str) -> None:
@@ -135,6 +139,10 @@ def test_a_malformed_toolkit_extra_variables_is_an_error(extra: Any, why: str) -
         check_known_variables("h", {"toolkit_extra_variables": extra})
     assert str(err.value).startswith(f"inventory: toolkit_extra_variables (host h): {why}")
     assert "\n" not in str(err.value)
+
+
+def test_listing_a_known_name_is_harmless() -> None:
+    check_known_variables("h", {"toolkit_extra_variables": ["django_workers"], "django_workers": 2})
 
 
 def test_names_only_is_the_same_check_the_play_runs() -> None:

@@ -79,7 +79,10 @@ def suggestion(name: str) -> str | None:
 
 
 def extra_patterns(host: str, value: Any) -> tuple[str, ...]:
-    """The names and glob patterns of ``toolkit_extra_variables``: a list of strings."""
+    """The names and glob patterns of ``toolkit_extra_variables``: a list of strings.
+
+    A pattern that matches a known variable is refused: ``django_*`` would hide ``django_worker``.
+    """
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -91,6 +94,15 @@ def extra_patterns(host: str, value: Any) -> tuple[str, ...]:
                 EXTRA_VARIABLE,
                 host,
                 f"entry {i + 1} must be a name or a glob pattern (letters, digits, '_', '*', '?', '[]')",
+            )
+    for pattern in value:
+        hidden = sorted(n for n in KNOWN_VARIABLES if n != pattern and fnmatch.fnmatchcase(n, pattern))
+        if hidden:
+            raise InventoryError(
+                EXTRA_VARIABLE,
+                host,
+                f"the pattern {pattern!r} also matches the toolkit's {hidden[0]}, so it would hide a "
+                "misspelling of it: narrow it to your own names (such as django_myapp_*)",
             )
     return tuple(value)
 
