@@ -79,7 +79,7 @@ clean:
 
 # The lab fleet (docs/lab.md): Debian 12 and 13 hosts under systemd (systemd-nspawn) in network namespaces,
 # reached over SSH with `ssh -F .lab/fleet/ssh_config NAME`. Runs as root; images are cached machine-wide.
-.PHONY: fleet-up fleet-down fleet-status
+.PHONY: fleet-up fleet-down fleet-status fleet-deploy
 fleet-up: venv
 	$(BIN)/python lab/fleet.py up
 
@@ -88,3 +88,8 @@ fleet-down:
 
 fleet-status:
 	$(PYTHON) lab/fleet.py status
+
+# Deploy the roles onto the fleet over SSH (inventory/fleet): PostgreSQL on db1, the PgBouncer tier, Redis
+# and the demo app, under systemd. SSH pipelining is on (inventory/fleet sets it too).
+fleet-deploy: fleet-up
+	ANSIBLE_PIPELINING=True $(BIN)/ansible-playbook -i inventory/fleet playbooks/lab.yml

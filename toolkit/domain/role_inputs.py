@@ -239,6 +239,7 @@ ROLE_VARIABLES: dict[str, dict[str, Check]] = {
         "postgresql_lab_listen_addresses": address_list(","),
         "postgresql_lab_allow_wildcard_listen": boolean,
         "postgresql_lab_hba_networks": list_of(_hba_network),
+        "postgresql_lab_hba_app_networks": list_of(_hba_network),
         "postgresql_lab_idle_in_transaction_session_timeout": integer(0, INT32_MAX),
         "postgresql_lab_scram_seed": secret,
         "postgresql_lab_users": records({"name": PG_ROLE, "password": secret}, ("name", "password")),
@@ -266,6 +267,8 @@ ROLE_VARIABLES: dict[str, dict[str, Check]] = {
         "django_demo_seed_books": COUNT,
         "django_demo_seed_tags": COUNT,
         "django_demo_load_generator_package": PACKAGE,
+        "django_demo_pip_extra_args": matching(r"[A-Za-z0-9=/_.:+ -]{0,500}", "pip options (letters, digits, '=/_.:+-')", empty=True),
+        "django_demo_migrate_direct": boolean,
     },
     # Read by the plan (docs/inventory.md), not by one role.
     "plan": {

@@ -69,7 +69,8 @@ TOOLKIT_DEMO = {
 
 SECRET_KEY = _config["secret_key"]
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+# The node's own bind address too, so a client on another host can reach it by address.
+ALLOWED_HOSTS = sorted({"127.0.0.1", "localhost", str(_config.get("bind", "127.0.0.1"))})
 
 INSTALLED_APPS = ["shop"]
 MIDDLEWARE = ["demo.middleware.BoundedBackends"]
@@ -100,7 +101,9 @@ DATABASES = {
         "DISABLE_SERVER_SIDE_CURSORS": True,
         "OPTIONS": {
             "application_name": NODE if DATABASE_ROUTE == "pgbouncer" else "toolkit-demo-migrate",
-            "connect_timeout": 5,
+            # libpq multi-host ("host=pgb1,pgb2"): each host down costs at most this, then the next.
+            "connect_timeout": int(_db.get("connect_timeout", 5)),
+            "target_session_attrs": "any",
         },
     }
 }
