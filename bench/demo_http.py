@@ -15,7 +15,7 @@ root:toolkit-demo, the file 0640, and nothing of it is printed) in which only th
 - the cache is the instance's own memory (``TOOLKIT_DEMO_CACHE=locmem``): the endpoint loaded does not
   use the cache, and the lab's Redis is never touched.
 
-wrk (toolkit/adapters/http_load.py) loads ``GET /books/`` (the first 50 books with their authors, one
+wrk (lab/drills/http_load.py) loads ``GET /books/`` (the first 50 books with their authors, one
 query) over keep-alive connections, one per bench client. The instance is stopped after its run (SIGINT
 to its process group: gunicorn's quick shutdown; SIGKILL if it lingers) and on any error or Ctrl-C.
 """
@@ -40,8 +40,8 @@ from typing import Any
 
 from pgbouncer_lab import LabError, port_is_free
 
-from toolkit.adapters import http_load
-from toolkit.drills.lab import write_node_config
+from lab.drills import http_load
+from lab.drills.harness import write_node_config
 
 SERVE = Path("/opt/toolkit-demo/bin/serve")
 SOURCE = Path("/opt/toolkit-demo/etc/app-1.json")

@@ -1,37 +1,40 @@
-"""``toolkit lab drill``: names, exit codes and the report's rendering, with a fake lab and drill."""
+"""``python -m lab.drills`` (lab code, from the checkout): names, exit codes and the report's rendering,
+with a fake lab and drill."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
-import toolkit.drills
-import toolkit.drills.lab
-from toolkit.cli.app import main
-from toolkit.domain.drills import DrillReport
-from toolkit.drills.lab import Lab, Node
+import lab.drills.cli
+import lab.drills.harness
+from lab.drills.cli import main
+from lab.drills.harness import Lab, Node
+from lab.drills.report import DrillReport
 
 INVENTORIES = Path(__file__).resolve().parents[1] / "fixtures" / "inventories"
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:
-        main(["lab", "drill", *args])
+        main(list(args))
     out, err = capsys.readouterr()
     return int(exc.value.code or 0), out, err
 
 
 @pytest.fixture
 def fake_lab(monkeypatch: pytest.MonkeyPatch) -> None:
-    lab = Lab("inventory/lab", (Node("app-1", "wsgi_gthread", 8001), Node("app-2", "asgi", 8002)))
-    monkeypatch.setattr(toolkit.drills.lab.Lab, "load", classmethod(lambda cls, path: lab))
-    monkeypatch.setattr(toolkit.drills.lab.Lab, "check_up", lambda self: None)
+    fake = Lab("inventory/lab", (Node("app-1", "wsgi_gthread", 8001), Node("app-2", "asgi", 8002)))
+    monkeypatch.setattr(lab.drills.harness.Lab, "load", classmethod(lambda cls, path: fake))
+    monkeypatch.setattr(lab.drills.harness.Lab, "check_up", lambda self: None)
 
 
 def _fake(ok: bool) -> object:
-    def run(lab: Lab, seconds: float) -> DrillReport:
+    def run(_lab: Lab, seconds: float) -> DrillReport:
         report = DrillReport("pool-exhaustion", "fake")
         report.measurements["before"] = {
             "url": "u",
@@ -73,7 +76,7 @@ def test_an_inventory_without_demo_nodes_is_one_line(capsys: pytest.CaptureFixtu
 def test_exit_code_follows_the_claims(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ok: bool, expected: int
 ) -> None:
-    monkeypatch.setitem(toolkit.drills.DRILLS, "pool-exhaustion", ("fake", _fake(ok)))
+    monkeypatch.setitem(lab.drills.cli.DRILLS, "pool-exhaustion", ("fake", _fake(ok)))
     code, out, _ = _run(capsys, "pool-exhaustion", "--format", "json")
     assert code == expected
     doc = json.loads(out)
@@ -87,8 +90,15 @@ def test_exit_code_follows_the_claims(
 def test_table_shows_phases_claims_and_verdict(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(toolkit.drills.DRILLS, "pool-exhaustion", ("fake", _fake(False)))
+    monkeypatch.setitem(lab.drills.cli.DRILLS, "pool-exhaustion", ("fake", _fake(False)))
     code, out, _ = _run(capsys, "pool-exhaustion")
     assert code == 2
     assert "before" in out and "500" in out and "throughput recovers" in out
     assert "FAIL pool-exhaustion" in out
+
+
+@pytest.mark.parametrize("module", ["lab.drills.http_load", "lab.drills.report"])
+def test_the_lab_modules_doctests(module: str) -> None:
+    """`make cli` runs them: the lab's modules are outside the paths `make unit` collects doctests from."""
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted and not result.failed

@@ -9,6 +9,10 @@ To add a command or a group: write its module, then add one :class:`LazyCommand`
 
 Help is plain text (``rich_markup_mode=None``): typer's rich help imports rich and markdown-it, which
 alone cost as much as importing typer itself.
+
+``--debug`` is read in one place, :func:`run`, wherever it stands on the command line (before ``--``):
+``toolkit --debug plan`` and ``toolkit plan -i X --debug`` are the same. Other typer apps (the
+checkout's lab commands) run through :func:`run` too, for the same one-line errors and exit codes.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -67,8 +71,9 @@ COMMANDS = (
         "Guarded remediation steps: dry run first, --yes to act, audited, verified.",
     ),
     LazyCommand("audit", "toolkit.cli.audit", "app", "Static audits of a Django code base."),
-    LazyCommand("lab", "toolkit.cli.lab", "app", "The lab: incident drills against the demo app."),
 )
+DISTRIBUTION = "pgbouncer-django-toolkit"  # the name pip knows; the import package is `toolkit`
+DEBUG = "--debug"
 
 
 class _Pending(TyperCommand):
@@ -131,16 +136,39 @@ app = typer.Typer(
     cls=LazyGroup,
     help="Provision, check and fix Django on PostgreSQL behind PgBouncer, with Redis as the cache.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, PowerShell)
     rich_markup_mode=None,  # plain help: typer's rich help imports rich and markdown-it
     pretty_exceptions_enable=False,  # errors are one line; --debug shows a plain traceback
 )
 
 
+def _show_version(value: bool) -> None:
+    """``--version``: the installed distribution's version, from its metadata."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - only for --version
+
+    try:
+        typer.echo(f"toolkit {version(DISTRIBUTION)} ({DISTRIBUTION})")
+    except PackageNotFoundError:
+        raise ToolkitError(
+            f"version unknown: the distribution {DISTRIBUTION} is not installed; "
+            "install it with 'pip install .'"
+        ) from None
+    raise typer.Exit(ExitStatus.OK)
+
+
 @app.callback()
 def _root(
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+        bool,
+        typer.Option(
+            DEBUG, help="Show the traceback of an unexpected error (also after the command: plan --debug)."
+        ),
+    ] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
     ] = False,
 ) -> None:
     """Operations toolkit for Django, PostgreSQL, PgBouncer and Redis."""
@@ -159,22 +187,41 @@ def _exit_code(exc: ToolkitError) -> ExitStatus:
     return next((code for cls, code in codes if isinstance(exc, cls)), ExitStatus.UNKNOWN)
 
 
+def split_debug(args: list[str]) -> tuple[bool, list[str]]:
+    """Whether ``--debug`` is anywhere before ``--``, and the arguments without it.
+
+    The one mechanism behind ``--debug``: taken out here, so every command accepts it in any place.
+
+    >>> split_debug(["plan", "-i", "inv", "--debug"])
+    (True, ['plan', '-i', 'inv'])
+    >>> split_debug(["runbook", "run", "x", "--", "--debug"])
+    (False, ['runbook', 'run', 'x', '--', '--debug'])
+    """
+    end = args.index("--") if "--" in args else len(args)
+    head = [a for a in args[:end] if a != DEBUG]
+    return len(head) < end, head + args[end:]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run, and turn a known error into one line and a code."""
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    run(app, sys.argv[1:] if argv is None else argv)
+
+
+def run(command: typer.Typer, argv: list[str], prog: str = "toolkit") -> NoReturn:
+    """Run ``command`` on ``argv``; a known error becomes one line on stderr and its exit code."""
+    debug, args = split_debug(argv)
     try:
         # Without standalone mode the parser returns an Exit's code instead of raising it.
-        code = app(args=args, standalone_mode=False)
+        code = command(args=args, prog_name=prog, standalone_mode=False)
     except ToolkitError as exc:
         if debug:
             raise
-        print(f"toolkit: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(_exit_code(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        print("toolkit: aborted", file=sys.stderr)
+        print(f"{prog}: aborted", file=sys.stderr)
         sys.exit(ExitStatus.USAGE)
     except Exception as exc:  # the parser's usage errors, and anything unexpected
         kinds = {cls.__name__ for cls in type(exc).__mro__}
@@ -182,12 +229,12 @@ def main(argv: list[str] | None = None) -> None:
         if "ClickException" in kinds:
             message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
             hint = " (see --help)" if "UsageError" in kinds else ""
-            print(f"toolkit: {message}{hint}", file=sys.stderr)
+            print(f"{prog}: {message}{hint}", file=sys.stderr)
             sys.exit(ExitStatus.USAGE if "UsageError" in kinds else ExitStatus.UNKNOWN)
         if debug:
             raise
         print(
-            f"toolkit: unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            f"{prog}: unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
             file=sys.stderr,
         )
         sys.exit(ExitStatus.UNKNOWN)

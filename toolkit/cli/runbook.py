@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,6 +16,7 @@ from toolkit.adapters import audit, inventory
 from toolkit.adapters.audit import audit_path
 from toolkit.adapters.secrets import Secrets
 from toolkit.cli.status import ExitStatus
+from toolkit.domain.errors import ToolkitError
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.runbooks.base import RunbookError, RunbookPlan, parse_count, parse_duration, parse_number
 from toolkit.domain.runbooks.sessions import DEFAULT_MAX_SESSIONS
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Guarded remediation steps: dry run first, --yes to act, audited, verified.", no_args_is_help=True
 )
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
 
 
 class RunFormat(enum.StrEnum):
@@ -54,22 +53,41 @@ def list_command() -> None:
     Console().print(table)
 
 
+def _complete_name(incomplete: str) -> list[str]:
+    """Shell completion of a runbook name."""
+    from toolkit.runbooks import infos  # noqa: PLC0415 - the runbooks pull in the database drivers
+
+    return [i.name for i in infos() if i.name.startswith(incomplete)]
+
+
 @app.command("show")
-def show_command(name: Annotated[str, typer.Argument(help="Runbook name.")]) -> None:
+def show_command(
+    name: Annotated[str, typer.Argument(help="Runbook name.", autocompletion=_complete_name)],
+) -> None:
     """Show a runbook's page: symptom, finding, command, verification, long-term fix."""
     from toolkit.runbooks import infos  # noqa: PLC0415 - the runbooks pull in the database drivers
 
     known = {i.name: i for i in infos()}
     if name not in known:
         raise RunbookError(f"unknown runbook {name!r}; known: {', '.join(sorted(known))}")
-    page = DOCS / f"{name}.md"
-    if page.is_file():
-        typer.echo(page.read_text())
-    else:
-        info = known[name]
-        typer.echo(
-            f"{info.name}: {info.title}\nfixes: {', '.join(info.fixes)}\noptions: {' '.join(info.params)}"
+    typer.echo(runbook_page(name), nl=False)
+
+
+def runbook_page(name: str) -> str:
+    """The page of runbook ``name``, read from the installed package (package data, not the checkout).
+
+    ``toolkit/runbooks/pages`` is a symbolic link to ``docs/runbooks``, the one source of the pages; the
+    wheel carries copies of them, so an installed toolkit prints the same page as the checkout.
+    """
+    from importlib.resources import files  # noqa: PLC0415 - only this command reads package data
+
+    page = files("toolkit.runbooks") / "pages" / f"{name}.md"
+    if not page.is_file():
+        raise ToolkitError(
+            f"runbook page {name}.md is missing from the installed package (toolkit/runbooks/pages); "
+            "reinstall the toolkit"
         )
+    return page.read_text(encoding="utf-8")
 
 
 # Bounds of the number flags: beyond them a value is a typo, not a wish (and some would overflow

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from toolkit.adapters.http_load import load
-from toolkit.domain.drills import DrillReport, ratio
-from toolkit.drills.lab import DEMO_ROOT, Lab, toolkit
+from lab.drills.harness import DEMO_ROOT, Lab, toolkit
+from lab.drills.http_load import load
+from lab.drills.report import DrillReport, ratio
 
 NAME = "async-blocking"
 TITLE = "a blocking call inside an async view"

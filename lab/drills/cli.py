@@ -1,28 +1,50 @@
-"""``toolkit lab drill NAME``: run an incident drill against the lab's demo app and print its report."""
+"""``python -m lab.drills NAME|all``: run incident drills against the lab's demo app, print their reports.
+
+The exit codes and one-line errors are the toolkit's (:func:`toolkit.cli.app.run`): 0 every claim held,
+2 one did not, 3 the demo or a server could not be reached, 64 usage, 65 an inventory without the demo.
+"""
 
 from __future__ import annotations
 
 import enum
 import json
+import sys
 import time
+from collections.abc import Callable
+from types import ModuleType
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="The lab: incident drills against the demo app.", no_args_is_help=True)
+from lab.drills import async_blocking, cache_divergence, orm_overfetch, pool_exhaustion
+from lab.drills.harness import Lab
+from lab.drills.report import SCHEMA, DrillReport
+from toolkit.cli.app import run
+from toolkit.cli.status import ExitStatus
+
+_MODULES: tuple[ModuleType, ...] = (pool_exhaustion, orm_overfetch, cache_divergence, async_blocking)
+DRILLS: dict[str, tuple[str, Callable[[Lab, float], DrillReport]]] = {
+    m.NAME: (m.TITLE, m.run) for m in _MODULES
+}
+NAMES = tuple(DRILLS)
+PROG = "python -m lab.drills"
+
+app = typer.Typer(
+    help="Incident drills against the lab's demo app (lab only, from the checkout).",
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
 
 
 class DrillFormat(enum.StrEnum):
-    """Output formats of ``toolkit lab drill``."""
+    """Output formats of the drills."""
 
     table = "table"
     json = "json"
 
 
-NAMES = ("pool-exhaustion", "orm-overfetch", "cache-divergence", "async-blocking")
-
-
-@app.command("drill")
+@app.command()
 def drill_command(
     name: Annotated[str, typer.Argument(help=f"One of {', '.join(NAMES)}, or 'all'.")],
     inventory_path: Annotated[
@@ -38,9 +60,6 @@ def drill_command(
         )
     if seconds < 1:
         raise typer.BadParameter("must be 1 or more", param_hint="--seconds")
-    from toolkit.drills import DRILLS  # noqa: PLC0415 - loads the HTTP and database adapters
-    from toolkit.drills.lab import Lab  # noqa: PLC0415
-
     lab = Lab.load(inventory_path)
     lab.check_up()
     reports = []
@@ -52,17 +71,20 @@ def drill_command(
         if output is DrillFormat.table:
             _print(report)
     if output is DrillFormat.json:
-        typer.echo(
-            json.dumps({"schema": "toolkit.drill/v1", "drills": [r.to_dict() for r in reports]}, indent=2)
-        )
-    raise typer.Exit(0 if all(r.ok for r in reports) else 2)
+        typer.echo(json.dumps({"schema": SCHEMA, "drills": [r.to_dict() for r in reports]}, indent=2))
+    raise typer.Exit(ExitStatus.OK if all(r.ok for r in reports) else ExitStatus.CRITICAL)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the drills command with the toolkit's error handling (one line, exit code; ``--debug``)."""
+    run(app, sys.argv[1:] if argv is None else argv, prog=PROG)
 
 
 def _print(report: object) -> None:
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from toolkit.domain.drills import DrillReport  # noqa: PLC0415
+    from lab.drills.report import DrillReport  # noqa: PLC0415
 
     assert isinstance(report, DrillReport)
     console = Console()

@@ -15,10 +15,10 @@ import threading
 import time
 from typing import Any
 
+from lab.drills.harness import Lab, extra_instances, finding_ids, toolkit, wait_for
+from lab.drills.http_load import load, request
+from lab.drills.report import DrillReport, ratio
 from toolkit.adapters.errors import TargetError
-from toolkit.adapters.http_load import load, request
-from toolkit.domain.drills import DrillReport, ratio
-from toolkit.drills.lab import Lab, extra_instances, finding_ids, toolkit, wait_for
 
 NAME = "pool-exhaustion"
 TITLE = "connections held idle in transaction exhaust the pool"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.drills.http_load import request
 from toolkit.adapters import inventory
 from toolkit.adapters.errors import TargetError
-from toolkit.adapters.http_load import request
 from toolkit.domain.errors import InventoryError
 
 DEMO_ROOT = Path("/opt/toolkit-demo")

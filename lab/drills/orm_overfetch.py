@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from toolkit.adapters.http_load import load
-from toolkit.domain.drills import DrillReport, ratio
-from toolkit.drills.lab import Lab, superuser_sql, toolkit
+from lab.drills.harness import Lab, superuser_sql, toolkit
+from lab.drills.http_load import load
+from lab.drills.report import DrillReport, ratio
 
 NAME = "orm-overfetch"
 TITLE = "an unscoped list view fetches every row and column"

@@ -12,10 +12,10 @@ from __future__ import annotations
 import secrets
 import time
 
+from lab.drills.harness import Lab, extra_instances, finding_ids, toolkit
+from lab.drills.http_load import request
+from lab.drills.report import DrillReport, agreement
 from toolkit.adapters.errors import TargetError
-from toolkit.adapters.http_load import request
-from toolkit.domain.drills import DrillReport, agreement
-from toolkit.drills.lab import Lab, extra_instances, finding_ids, toolkit
 
 NAME = "cache-divergence"
 TITLE = "LocMemCache on two nodes: each process keeps its own copy"
