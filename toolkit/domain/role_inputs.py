@@ -239,7 +239,7 @@ ROLE_VARIABLES: dict[str, dict[str, Check]] = {
         "postgresql_lab_listen_addresses": address_list(","),
         "postgresql_lab_allow_wildcard_listen": boolean,
         "postgresql_lab_hba_networks": list_of(_hba_network),
-        "postgresql_lab_hba_app_networks": list_of(_hba_network),
+        "postgresql_lab_hba_app_networks": list_of(_hba_network, empty=True),
         "postgresql_lab_idle_in_transaction_session_timeout": integer(0, INT32_MAX),
         "postgresql_lab_scram_seed": secret,
         "postgresql_lab_users": records({"name": PG_ROLE, "password": secret}, ("name", "password")),
