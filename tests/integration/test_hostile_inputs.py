@@ -134,5 +134,6 @@ def test_a_variable_listed_in_toolkit_extra_variables_passes_the_check(tmp_path:
     proc = ansible_playbook(str(playbook), "-e", json.dumps({"django_app_release": "2026.11"}), timeout=120)
     assert proc.returncode != 0
     assert re.search(
-        r"toolkit inputs: inventory: django_app_release \(host [\w.-]+\): is not a variable", proc.stderr
+        r"toolkit inputs: inventory: django_app_release \(host [\w.-]+\): is not a variable",
+        proc.stdout + proc.stderr,
     )
