@@ -1,0 +1,291 @@
+"""The roles deployed onto the fleet over SSH (inventory/fleet, `make fleet-deploy`), seen from here.
+
+PostgreSQL on db1 admits the app role only from the PgBouncer hosts and the monitoring role from the
+controller, all with SCRAM; each PgBouncer answers on its own address; pgb2's two processes forward
+cancel requests to each other (peers); both app nodes serve requests that reach the database through the
+tier; Redis refuses its default user; every unit is active under systemd; a second deploy changes
+nothing. Secrets are read from .lab/ and never printed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from tests.fleet.conftest import ROOT, Ssh
+
+pytestmark = pytest.mark.fleet
+
+BIN = ROOT / ".venv" / "bin"
+SECRETS = ROOT / ".lab"
+DB = "198.18.0.10"
+PGBOUNCERS = {"pgb1": "198.18.0.11", "pgb2": "198.18.0.12"}
+APPS = {"app1": "198.18.0.13", "app2": "198.18.0.14"}
+REDIS = {"redis1": "198.18.0.15", "redis2": "198.18.0.16"}
+CONTROLLER = "198.18.0.1"
+UNITS = {
+    "db1": ["postgresql@17-main"],
+    "pgb1": ["pgbouncer"],
+    "pgb2": ["pgbouncer", "pgbouncer-2"],
+    "app1": ["toolkit-demo-app1"],
+    "app2": ["toolkit-demo-app2"],
+    "redis1": ["redis-server"],
+    "redis2": ["redis-server"],
+}
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+def secret(name: str) -> str:
+    path = SECRETS / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: deploy the fleet first with 'make fleet-deploy'")
+    return path.read_text().strip()
+
+
+def deploy() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "inventory/fleet", "playbooks/lab.yml"],
+        cwd=ROOT,
+        env={
+            "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_PIPELINING": "True",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "HOME": str(Path.home()),
+        },
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+
+
+def recap(out: str) -> dict[str, tuple[int, int, int]]:
+    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(out)}
+
+
+@pytest.fixture(scope="module")
+def deployed(fleet: Any) -> None:
+    """The fleet with the roles deployed (the first run may change things; it must not fail)."""
+    proc = deploy()
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert set(recap(proc.stdout)) == set(UNITS), proc.stdout[-2000:]
+
+
+def app_psql_on(host: str, sql: str) -> subprocess.CompletedProcess[str]:
+    """psql on a fleet host as the app role straight to db1; the password reaches it on stdin, never argv."""
+    dsn = f"host={DB} dbname=app user=app sslmode=disable"
+    return subprocess.run(
+        [
+            "ssh",
+            "-F",
+            str(ROOT / ".lab/fleet/ssh_config"),
+            host,
+            f"read -r PGPASSWORD; export PGPASSWORD; psql -X -A -t '{dsn}' -c '{sql}'",
+        ],
+        input=secret("app_password") + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def admin(host: str) -> psycopg.Connection[Any]:
+    # The admin console speaks only the simple query protocol (FACTS.md): autocommit and ClientCursor.
+    return psycopg.connect(
+        host=host,
+        port=6432,
+        dbname="pgbouncer",
+        user="pgbouncer_admin",
+        password=secret("pgbouncer_admin_password"),
+        autocommit=True,
+        cursor_factory=psycopg.ClientCursor,
+        connect_timeout=5,
+        sslmode="disable",
+    )
+
+
+def rows(conn: psycopg.Connection[Any], query: str) -> list[dict[str, Any]]:
+    cur = conn.execute(query)
+    names = [c.name for c in cur.description or []]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def test_a_second_deploy_changes_nothing_on_any_host(deployed: None) -> None:
+    proc = deploy()
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    result = recap(proc.stdout)
+    assert set(result) == set(UNITS)
+    assert {h: r for h, r in result.items() if r != (0, 0, 0)} == {}, proc.stdout[-3000:]
+
+
+def test_every_unit_is_active_and_enabled_under_systemd(deployed: None, ssh: Ssh) -> None:
+    for host, units in UNITS.items():
+        proc = ssh(host, f"systemctl is-active {' '.join(units)}; systemctl is-enabled {' '.join(units)}")
+        assert proc.stdout.split() == ["active"] * len(units) + ["enabled"] * len(units), (host, proc.stdout)
+
+
+def test_each_service_listens_on_its_host_address_only(deployed: None, ssh: Ssh) -> None:
+    ports = {
+        "db1": (DB, 5432),
+        **{h: (a, 6432) for h, a in PGBOUNCERS.items()},
+        **{h: (a, 8000) for h, a in APPS.items()},
+        **{h: (a, 6379) for h, a in REDIS.items()},
+    }
+    for host, (addr, port) in ports.items():
+        proc = ssh(host, f"ss -Hltn 'sport = :{port}'")
+        assert proc.returncode == 0, (host, proc.stderr)
+        local = {line.split()[3] for line in proc.stdout.splitlines() if line.strip()}
+        assert local == {f"{addr}:{port}"}, (host, local)
+
+
+def test_postgresql_admits_the_app_role_from_the_pgbouncer_hosts_only(deployed: None, ssh: Ssh) -> None:
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects connection"):
+        psycopg.connect(
+            host=DB,
+            port=5432,
+            dbname="app",
+            user="app",
+            password=secret("app_password"),
+            connect_timeout=5,
+            sslmode="disable",
+        ).close()
+    for host, addr in PGBOUNCERS.items():
+        proc = app_psql_on(host, "SELECT inet_client_addr()")
+        assert (proc.returncode, proc.stdout.strip()) == (0, addr), (host, proc.stderr)
+    # From an app node the app role is refused too: it goes through the tier.
+    proc = app_psql_on("app1", "SELECT 1")
+    assert proc.returncode != 0 and "rejects connection" in proc.stderr
+
+
+def test_the_monitoring_role_logs_in_from_the_controller_with_scram(deployed: None, ssh: Ssh) -> None:
+    with psycopg.connect(
+        host=DB,
+        port=5432,
+        dbname="postgres",
+        user="toolkit_monitor",
+        password=secret("monitor_password"),
+        connect_timeout=5,
+        sslmode="disable",
+    ) as conn:
+        assert conn.execute("SELECT host(inet_client_addr())").fetchone() == (CONTROLLER,)
+    # Every TCP rule is SCRAM or reject; no password is stored any other way.
+    proc = ssh(
+        "db1",
+        "sudo -n -u postgres psql -X -A -t "
+        "-c \"SELECT string_agg(DISTINCT auth_method, ',' ORDER BY auth_method) "
+        "FROM pg_hba_file_rules WHERE type = 'host'\" -c \"SELECT count(*) FROM pg_authid "
+        "WHERE rolpassword IS NOT NULL AND rolpassword NOT LIKE 'SCRAM-SHA-256$%'\"",
+    )
+    assert proc.stdout.split() == ["reject,scram-sha-256", "0"], proc.stderr
+
+
+def test_each_pgbouncer_answers_show_pools_on_its_address(deployed: None) -> None:
+    for host, addr in PGBOUNCERS.items():
+        with admin(addr) as conn:
+            pools = rows(conn, "SHOW POOLS")
+        assert ("app", "app") in {(p["database"], p["user"]) for p in pools}, host
+
+
+def test_pgb2_runs_two_processes_that_are_peers(deployed: None, ssh: Ssh) -> None:
+    proc = ssh("pgb2", "pgrep -c -x pgbouncer; pgbouncer --version | head -1")
+    count, version = proc.stdout.splitlines()[:2]
+    assert count == "2" and "1.24" in version, proc.stdout
+    with admin(PGBOUNCERS["pgb2"]) as conn:
+        peers = rows(conn, "SHOW PEERS")
+    assert sorted(int(p["peer_id"]) for p in peers) == [1, 2]
+    # pgb1 (1.18) has one process and no peers configured.
+    assert ssh("pgb1", "pgrep -c -x pgbouncer").stdout.strip() == "1"
+    assert ssh("pgb1", "sudo -n grep -c peer /etc/pgbouncer/pgbouncer.restart.ini").stdout.strip() == "0"
+
+
+def test_every_cancel_through_pgb2_lands(deployed: None) -> None:
+    """so_reuseport sends the cancel request's own connection to either process; peers forward it."""
+    tries, landed = 20, 0
+    with psycopg.connect(
+        host=PGBOUNCERS["pgb2"],
+        port=6432,
+        dbname="app",
+        user="app",
+        password=secret("app_password"),
+        connect_timeout=5,
+        sslmode="disable",
+        autocommit=True,
+    ) as conn:
+        for _ in range(tries):
+            timer = threading.Timer(0.3, conn.cancel_safe)
+            timer.start()
+            started = time.monotonic()
+            try:
+                conn.execute("SELECT pg_sleep(4)")
+            except psycopg.errors.QueryCanceled:
+                landed += 1
+            finally:
+                timer.join()
+            assert time.monotonic() - started < 10
+    assert landed == tries, f"{tries - landed} of {tries} cancel requests were lost"
+
+
+def test_both_app_nodes_serve_requests_through_the_pgbouncer_tier(deployed: None) -> None:
+    for node, addr in APPS.items():
+        with urllib.request.urlopen(f"http://{addr}:8000/books/", timeout=10) as resp:
+            assert resp.status == 200, node
+        # A request holds a transaction: PostgreSQL sees it from a PgBouncer host, named after the node.
+        holder = threading.Thread(
+            target=lambda a=addr: urllib.request.urlopen(
+                f"http://{a}:8000/idle-transaction/?ms=2000", timeout=10
+            ).read()
+        )
+        holder.start()
+        try:
+            seen: set[tuple[str, str]] = set()
+            with psycopg.connect(
+                host=DB,
+                port=5432,
+                dbname="postgres",
+                user="toolkit_monitor",
+                password=secret("monitor_password"),
+                connect_timeout=5,
+                sslmode="disable",
+            ) as conn:
+                for _ in range(30):
+                    seen = {
+                        (r[0], r[1])
+                        for r in conn.execute(
+                            "SELECT application_name, host(client_addr) FROM pg_stat_activity "
+                            "WHERE datname = 'app' AND state = 'idle in transaction'"
+                        ).fetchall()
+                    }
+                    if any(name == node for name, _ in seen):
+                        break
+                    time.sleep(0.1)
+        finally:
+            holder.join()
+        assert {a for name, a in seen if name == node} <= set(PGBOUNCERS.values()), seen
+        assert any(name == node for name, _ in seen), seen
+
+
+def test_redis_refuses_the_default_user_and_accepts_the_app_user(deployed: None, ssh: Ssh) -> None:
+    for host, addr in REDIS.items():
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(host=addr, port=6379, socket_timeout=5).ping()
+        app = redis.Redis(
+            host=addr, port=6379, username="app", password=secret("redis_app_password"), socket_timeout=5
+        )
+        assert app.ping() is True
+        app.set("lab:fleet-test", "1", ex=10)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.set("other:fleet-test", "1")
+        app.close()
+        conf = ssh(host, "sudo -n grep -E '^(protected-mode|bind) ' /etc/redis/redis.conf")
+        assert sorted(conf.stdout.splitlines()) == [f"bind {addr}", "protected-mode yes"], host
