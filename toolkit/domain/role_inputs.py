@@ -267,7 +267,9 @@ ROLE_VARIABLES: dict[str, dict[str, Check]] = {
         "django_demo_seed_books": COUNT,
         "django_demo_seed_tags": COUNT,
         "django_demo_load_generator_package": PACKAGE,
-        "django_demo_pip_extra_args": matching(r"[A-Za-z0-9=/_.:+ -]{0,500}", "pip options (letters, digits, '=/_.:+-')", empty=True),
+        "django_demo_pip_extra_args": matching(
+            r"[A-Za-z0-9=/_.:+ -]{0,500}", "pip options (letters, digits, '=/_.:+-')", empty=True
+        ),
         "django_demo_migrate_direct": boolean,
     },
     # Read by the plan (docs/inventory.md), not by one role.
