@@ -199,7 +199,7 @@ def test_everything_the_sizing_doctor_and_runbooks_read_is_known() -> None:
 
 # A host variable read in toolkit/: v.text("toolkit_x", ...), hv.get("django_settings_env"), ...
 _READ = re.compile(
-    r'(?:\.get\(|\.text\(|\.integer\(|_address\(v, "[a-z_]+", )'
+    r'(?:\.(?:get|text|integer|optional_integer|names|counts)\(\s*|_address\(v, "[a-z_]+", )'
     r'"(toolkit_[a-z_]+|django_(?:settings|python)[a-z_]*)"'
 )
 
