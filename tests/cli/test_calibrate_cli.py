@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.cli.streams import without_inventory_line
 from toolkit.adapters import pgbench, pgbouncer
 from toolkit.cli.app import main
 from toolkit.cli.calibrate import sample
@@ -65,7 +66,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:
         main(["calibrate", "-i", SMALL, "--window", "0.01", "--secrets", "/nonexistent", *args])
     out, err = capsys.readouterr()
-    return int(str(exc.value.code)), out, err
+    return int(str(exc.value.code)), out, without_inventory_line(err)
 
 
 def test_table_shows_the_measured_factor_and_the_inventory_line(
@@ -159,7 +160,7 @@ def sweep(capsys: pytest.CaptureFixture[str], *args: str, inv: str = SMALL) -> t
     with pytest.raises(SystemExit) as exc:
         main(["calibrate", "-i", inv, "--secrets", "/nonexistent", *args])
     out, err = capsys.readouterr()
-    return int(str(exc.value.code)), out, err
+    return int(str(exc.value.code)), out, without_inventory_line(err)
 
 
 def test_sweep_without_yes_is_a_dry_run_that_opens_nothing(

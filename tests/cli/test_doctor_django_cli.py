@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.streams import without_inventory_line
 from toolkit.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ def run(capsys: pytest.CaptureFixture[str], module: str) -> tuple[int, str, str]
     with pytest.raises(SystemExit) as done:
         main(args)
     out, err = capsys.readouterr()
-    return int(done.value.code or 0), out, err
+    return int(done.value.code or 0), out, without_inventory_line(err)
 
 
 def test_every_problem_is_reported_offline(capsys: pytest.CaptureFixture[str]) -> None:

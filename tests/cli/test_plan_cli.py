@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.cli.streams import without_inventory_line
 from toolkit.cli.app import main
 from toolkit.domain.errors import SizingError
 
@@ -19,7 +20,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
         main(list(args))
     out, err = capsys.readouterr()
     code = done.value.code
-    return (code if isinstance(code, int) else 1), out, err
+    return (code if isinstance(code, int) else 1), out, without_inventory_line(err)
 
 
 def test_feasible_plan_as_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,7 +78,7 @@ def test_missing_inventory_exits_65(capsys: pytest.CaptureFixture[str]) -> None:
     assert "no such file or directory" in err
 
 
-@pytest.mark.parametrize("args", [["plan"], ["plan", "-i", "x", "--format", "yaml"], ["nosuch"]])
+@pytest.mark.parametrize("args", [["plan", "-i"], ["plan", "-i", "x", "--format", "yaml"], ["nosuch"]])
 def test_usage_errors_exit_64(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     code, _, err = run(capsys, *args)
     assert code == 64

@@ -18,6 +18,7 @@ from typing import ClassVar
 import pytest
 
 import toolkit.runbooks
+from tests.cli.streams import without_inventory_line
 from toolkit.cli import runbook as runbook_cli
 from toolkit.cli.app import main
 from toolkit.domain.errors import RefusedError
@@ -77,7 +78,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     out, err = capsys.readouterr()
     code = done.value.code
     assert isinstance(code, int), code
-    return code, out, err
+    return code, out, without_inventory_line(err)
 
 
 def _terminal(monkeypatch: pytest.MonkeyPatch, typed: str) -> None:

@@ -3,17 +3,24 @@
 Any inventory Ansible understands (YAML, INI, directories with group_vars, plugins) works, and the
 toolkit sees the same groups and variables the playbooks do. Variables come back unrendered, so the
 toolkit never evaluates a lookup and never sees a secret the inventory computes.
+
+Vault: a vault-encrypted file is decrypted by ansible-inventory itself, with ``--vault-password-file`` or
+``--ask-vault-pass`` passed through (:class:`Vault`) and, as for ansible-playbook, ansible.cfg's
+``vault_password_file`` and ``ANSIBLE_VAULT_PASSWORD_FILE`` from the environment, which reach it
+unchanged. Without ``-i``, :func:`resolve` finds the inventory the way ansible does: ``ANSIBLE_INVENTORY``,
+else ``inventory =`` of the ansible.cfg ansible would read.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,106 @@ class InventoryData:
     hostvars: Mapping[str, Mapping[str, Any]]
 
 
+@dataclass(frozen=True)
+class Vault:
+    """How ansible-inventory gets the vault password, as ansible-playbook's flags say it."""
+
+    password_file: str | None = None
+    ask: bool = False
+
+    def args(self) -> list[str]:
+        """The ansible-inventory arguments (none: ansible.cfg and the environment still apply)."""
+        out = ["--vault-password-file", self.password_file] if self.password_file else []
+        return [*out, "--ask-vault-pass"] if self.ask else out
+
+
+NO_VAULT = Vault()
+DEFAULT_INVENTORY = "/etc/ansible/hosts"  # ansible's own, when nothing else names one
+
+
+@dataclass(frozen=True)
+class InventorySource:
+    """The inventory a command reads, and where that choice came from (for the line it prints)."""
+
+    paths: tuple[str, ...]
+    origin: str  # "-i", "ANSIBLE_INVENTORY", "ansible.cfg" (with its path)
+
+    @property
+    def path(self) -> str:
+        """The first path (where the secrets directory is looked for)."""
+        return self.paths[0]
+
+    def describe(self) -> str:
+        """``inventory/lab (from -i)``."""
+        return f"{','.join(self.paths)} (from {self.origin})"
+
+
+def ansible_config(environ: Mapping[str, str], cwd: Path, home: Path) -> Path | None:
+    """The ansible.cfg ansible would read: ANSIBLE_CONFIG, ./ansible.cfg, ~/.ansible.cfg, /etc/ansible.
+
+    As ansible does, ./ansible.cfg is ignored in a world-writable directory.
+    """
+    candidates: list[Path] = []
+    if environ.get("ANSIBLE_CONFIG"):
+        given = Path(environ["ANSIBLE_CONFIG"]).expanduser()
+        candidates.append(given / "ansible.cfg" if given.is_dir() else given)
+    try:
+        writable = bool(cwd.stat().st_mode & 0o002)
+    except OSError:
+        writable = True
+    if not writable:
+        candidates.append(cwd / "ansible.cfg")
+    candidates += [home / ".ansible.cfg", Path("/etc/ansible/ansible.cfg")]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def resolve(
+    explicit: str | None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    home: Path | None = None,
+) -> InventorySource | None:
+    """The inventory ansible would read: ``-i``, else ANSIBLE_INVENTORY, else ``inventory =`` of ansible.cfg,
+    else ansible's own default /etc/ansible/hosts where it exists; None when there is none.
+
+    Relative paths of ansible.cfg are relative to its directory, as ansible reads them.
+    """
+    if explicit:
+        return InventorySource((explicit,), "-i")
+    env = os.environ if environ is None else environ
+    here = Path.cwd() if cwd is None else cwd
+    if env.get("ANSIBLE_INVENTORY", "").strip():
+        return InventorySource(_split(env["ANSIBLE_INVENTORY"], here, here), "ANSIBLE_INVENTORY")
+    cfg = ansible_config(env, here, Path.home() if home is None else home)
+    if cfg is not None:
+        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
+        try:
+            parser.read(cfg, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError) as exc:
+            why = " ".join(str(exc).split())
+            raise InventoryError(str(cfg), None, f"unreadable ({why}); fix it or pass -i") from None
+        value = parser.get("defaults", "inventory", fallback="")
+        if value.strip():
+            return InventorySource(_split(value, cfg.parent, here), f"ansible.cfg {_shown(cfg, here)}")
+    if Path(DEFAULT_INVENTORY).exists():
+        return InventorySource((DEFAULT_INVENTORY,), "ansible's default")
+    return None
+
+
+def _split(value: str, base: Path, cwd: Path) -> tuple[str, ...]:
+    parts = [Path(p.strip()).expanduser() for p in value.split(",") if p.strip()]
+    return tuple(str(p) if p.is_absolute() else _shown(base / p, cwd) for p in parts)
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    """``path`` relative to ``cwd`` where it is below it (shorter to read), else absolute."""
+    absolute = Path(os.path.normpath(path.absolute()))
+    try:
+        return str(absolute.relative_to(Path(os.path.normpath(cwd.absolute()))))
+    except ValueError:
+        return str(absolute)
+
+
 def _ansible_inventory() -> str:
     """The ansible-inventory beside this Python (a virtualenv), else the one on PATH."""
     beside = Path(sys.executable).with_name("ansible-inventory")
@@ -41,19 +148,33 @@ def _ansible_inventory() -> str:
     return found
 
 
-def load(path: str, timeout: float = 60.0) -> InventoryData:
-    """Return the groups and host variables of the inventory at ``path``."""
-    if not Path(path).exists():
+def load(path: str | Sequence[str], timeout: float = 60.0, vault: Vault = NO_VAULT) -> InventoryData:
+    """Return the groups and host variables of the inventory at ``path`` (or at each of several paths).
+
+    With ``vault.ask`` ansible-inventory prompts for the password on the terminal (stdin is inherited,
+    its prompt goes to the terminal, not to the captured output) and the timeout does not apply.
+    """
+    paths = [path] if isinstance(path, str) else list(path)
+    path = ",".join(paths)
+    for one in paths:
+        if not Path(one).exists():
+            raise InventoryError(
+                one, None, "no such file or directory; pass an inventory file or directory with -i"
+            )
+    if vault.password_file and not Path(vault.password_file).is_file():
         raise InventoryError(
-            path, None, "no such file or directory; pass an inventory file or directory with -i"
+            "--vault-password-file",
+            None,
+            f"{vault.password_file}: no such file; pass the vault password file",
         )
     env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1"}
+    argv = [_ansible_inventory(), *(a for p in paths for a in ("-i", p)), *vault.args(), "--list"]
     try:
         proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [_ansible_inventory(), "-i", path, "--list"],
+            argv,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=None if vault.ask else timeout,
             env=env,
             check=False,
         )
@@ -62,7 +183,8 @@ def load(path: str, timeout: float = 60.0) -> InventoryData:
             "inventory", None, f"{path}: ansible-inventory took over {timeout:.0f} s"
         ) from None
     if proc.returncode != 0:
-        raise InventoryError(path, None, f"ansible-inventory failed: {_first_error(proc.stderr)}")
+        cause = _first_error(proc.stderr)
+        raise InventoryError(path, None, f"ansible-inventory failed: {cause}{_vault_hint(cause, vault)}")
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
@@ -87,6 +209,19 @@ def parse_list_output(source: str, data: Mapping[str, Any]) -> InventoryData:
     names = [k for k in data if k != "_meta"]
     groups = {g: tuple(dict.fromkeys(members(g, frozenset({g})))) for g in names}
     return InventoryData(source, groups, {h: dict(v) for h, v in hostvars.items()})
+
+
+def _vault_hint(cause: str, vault: Vault) -> str:
+    """What to do when the inventory holds vault data ansible-inventory could not decrypt."""
+    lowered = cause.lower()
+    if "decryption failed" in lowered:
+        return "; the vault password is wrong: check --vault-password-file or the password typed"
+    if "vault" in lowered and ("secret" in lowered or "password" in lowered) and not vault.password_file:
+        return (
+            "; the inventory holds vault data: pass --vault-password-file FILE or --ask-vault-pass "
+            "(or set vault_password_file in ansible.cfg or ANSIBLE_VAULT_PASSWORD_FILE)"
+        )
+    return ""
 
 
 def _first_error(stderr: str) -> str:

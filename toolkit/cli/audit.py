@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from toolkit.cli.numbers import count, count_option, seconds
+from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
 from toolkit.cli.status import ExitStatus
 
 app = typer.Typer(help="Static audits of a Django code base.", no_args_is_help=True)
@@ -84,7 +85,7 @@ def async_command(
 
 @app.command("queries")
 def queries_command(
-    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    inventory_path: InventoryOption = None,
     top: Annotated[
         int,
         typer.Option(
@@ -92,9 +93,9 @@ def queries_command(
         ),
     ] = 10,
     output: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
-    secrets_dir: Annotated[
-        str | None, typer.Option("--secrets", help="Directory of password files (default: the lab's .lab/).")
-    ] = None,
+    secrets_dir: SecretsOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    ask_vault_pass: AskVaultPassOption = False,
     timeout: Annotated[
         float,
         typer.Option(
@@ -116,14 +117,13 @@ def queries_command(
     ] = None,
 ) -> None:
     """Rank the statements of pg_stat_statements that over-fetch; exit 0 none, 1 found, 3 unreadable."""
-    from toolkit.adapters import inventory  # noqa: PLC0415
-    from toolkit.adapters.secrets import Secrets  # noqa: PLC0415
+    from toolkit.adapters.inventory import Vault  # noqa: PLC0415
     from toolkit.adapters.statements import StatementsTarget, read_statements  # noqa: PLC0415
     from toolkit.cli import render_findings as render  # noqa: PLC0415 - rich is slow to import
+    from toolkit.cli.context import load_context  # noqa: PLC0415
     from toolkit.domain.audit_queries import Thresholds, candidate_databases, rank  # noqa: PLC0415
     from toolkit.domain.findings import Severity, worst  # noqa: PLC0415
-    from toolkit.domain.inventory import PGBOUNCER_GROUP, topology_from_inventory  # noqa: PLC0415
-    from toolkit.domain.targets import endpoints  # noqa: PLC0415
+    from toolkit.domain.inventory import PGBOUNCER_GROUP  # noqa: PLC0415
 
     if top < 1:
         raise typer.BadParameter("must be 1 or more", param_hint="--top")
@@ -131,13 +131,13 @@ def queries_command(
         raise typer.BadParameter("must be 1 or more", param_hint="--min-calls")
     if timeout <= 0:
         raise typer.BadParameter("must be above 0", param_hint="--timeout")
-    data = inventory.load(inventory_path)
-    topology = topology_from_inventory(data.groups, data.hostvars)
-    pg = next(e for e in endpoints(topology, data.groups, data.hostvars) if e.kind == "postgres")
+    ctx = load_context(inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass))
+    data = ctx.data
+    pg = ctx.of_kind("postgres")[0]
     served: list[object] = []
     for host in data.groups.get(PGBOUNCER_GROUP, ()):
         served += list(data.hostvars.get(host, {}).get("pgbouncer_databases") or [])
-    password = Secrets.locate(inventory_path, secrets_dir).password("postgres") or ""
+    password = ctx.secrets.password("postgres") or ""
     dbnames = (dbname,) if dbname else candidate_databases(pg.dbname, served)
     target = StatementsTarget(pg.address, pg.port, pg.user, password, dbnames)
     thresholds = Thresholds(min_calls=min_calls)

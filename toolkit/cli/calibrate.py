@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
-from toolkit.adapters import inventory
-from toolkit.adapters.secrets import Secrets
+from toolkit.adapters.inventory import Vault
+from toolkit.cli.context import load_context
 from toolkit.cli.numbers import count, count_option, seconds_option
+from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.calibrate import (
     PoolMeasure,
@@ -24,12 +25,11 @@ from toolkit.domain.calibrate import (
     measure,
     values_for_pool,
 )
-from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.sizing import plan
-from toolkit.domain.targets import endpoints
 
 if TYPE_CHECKING:
     from toolkit.adapters.pgbouncer import AdminTarget
+    from toolkit.adapters.secrets import Secrets
     from toolkit.domain.plan import Plan
 
 CALIBRATE_SCHEMA = {"name": "toolkit.calibrate", "version": 1}
@@ -56,15 +56,15 @@ class CalibrateFormat(enum.StrEnum):
 
 
 def calibrate_command(
-    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    inventory_path: InventoryOption = None,
     window: Annotated[float, seconds_option("--window", "Seconds between the two SHOW STATS.")] = 10.0,
     output: Annotated[
         CalibrateFormat, typer.Option("--format", "-f", help="Output format.")
     ] = CalibrateFormat.table,
     timeout: Annotated[float, seconds_option("--timeout", "Seconds per PgBouncer to connect.")] = 3.0,
-    secrets_dir: Annotated[
-        str | None, typer.Option("--secrets", help="Directory of password files (default: the lab's .lab/).")
-    ] = None,
+    secrets_dir: SecretsOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    ask_vault_pass: AskVaultPassOption = False,
     sweep: Annotated[
         bool, typer.Option("--sweep", help="Staging only: SET pool sizes live, pgbench each, find the knee.")
     ] = False,
@@ -86,10 +86,12 @@ def calibrate_command(
     ] = None,
 ) -> None:
     """Measure the hold factor under live load and show the pool sizes it gives; exit 3 without traffic."""
+    vault = Vault(vault_password_file, ask_vault_pass)
     if sweep or yes:
         request = SweepRequest(
             inventory_path,
             secrets_dir,
+            vault,
             yes,
             sizes,
             duration,
@@ -107,15 +109,10 @@ def calibrate_command(
 
     if window <= 0:
         raise typer.BadParameter("must be above 0", param_hint="--window")
-    data = inventory.load(inventory_path)
-    topology = topology_from_inventory(data.groups, data.hostvars)
-    secrets = Secrets.locate(inventory_path, secrets_dir)
-    password = secrets.password("pgbouncer") or ""
-    targets = [
-        AdminTarget(e.address, e.port, e.user, password, e.name)
-        for e in endpoints(topology, data.groups, data.hostvars)
-        if e.kind == "pgbouncer"
-    ]
+    ctx = load_context(inventory_path, secrets_dir, vault, announce=True)
+    topology = ctx.topology
+    password = ctx.secrets.password("pgbouncer") or ""
+    targets = [AdminTarget(e.address, e.port, e.user, password, e.name) for e in ctx.of_kind("pgbouncer")]
     consoles = [AdminConsole(t, timeout) for t in targets]
     try:
         measures = sample(consoles, window)
@@ -125,7 +122,7 @@ def calibrate_command(
 
     measured = database_hold_factor(measures)
     written = inventory_hold_factor(measured) if measured is not None else None
-    current = plan(topology)
+    current = ctx.require_plan()
     calibrated = (
         plan(replace(topology, database=replace(topology.database, hold_factor=written)))
         if written is not None
@@ -261,8 +258,9 @@ def _to_dict(
 class SweepRequest:
     """The command line of ``calibrate --sweep``."""
 
-    inventory: str
+    inventory: str | None
     secrets: str | None
+    vault: Vault
     yes: bool
     sizes: str
     duration: float
@@ -289,8 +287,8 @@ def _sweep(req: SweepRequest, sweep: bool, output: CalibrateFormat) -> None:
         raise _usage(f"--sizes: each pool size {exc.message}; such as 4,8,16,32") from None
     if not sizes or sizes[0] < 1 or req.duration <= 0 or (req.clients is not None and req.clients < 1):
         raise _usage("--sizes must be at least 1, --duration above 0 and --clients at least 1")
-    data = inventory.load(req.inventory)
-    topology = topology_from_inventory(data.groups, data.hostvars)
+    ctx = load_context(req.inventory, req.secrets, req.vault, announce=True)
+    topology = ctx.topology
     hosts = {h.name: h for h in topology.pgbouncers}
     name = req.target or next(iter(hosts))
     if name not in hosts or (req.target is None and len(hosts) > 1):
@@ -300,8 +298,8 @@ def _sweep(req: SweepRequest, sweep: bool, output: CalibrateFormat) -> None:
             f"PgBouncer host {name} runs {hosts[name].processes} processes on one port: a SET reaches only "
             "the process the admin session lands on; sweep a single-process staging PgBouncer"
         )
-    ep = next(e for e in endpoints(topology, data.groups, data.hostvars) if e.name == name)
-    now = next(p for p in plan(topology).pgbouncer if p.host == name)
+    ep = next(e for e in ctx.of_kind("pgbouncer") if e.name == name)
+    now = next(p for p in ctx.require_plan().pgbouncer if p.host == name)
     what: dict[str, Any] = {
         "pgbouncer": name,
         "address": f"{ep.address}:{ep.port}",
@@ -317,8 +315,7 @@ def _sweep(req: SweepRequest, sweep: bool, output: CalibrateFormat) -> None:
         _show_dry_run(what, output)
         typer.echo("dry run: nothing changed (add --yes to act, on a staging database only)", err=True)
         raise typer.Exit(ExitStatus.OK)
-    admin_user = str(data.hostvars.get(name, {}).get("toolkit_pgbouncer_admin_user") or "pgbouncer_admin")
-    doc = _run_sweep(req, what, ep.address, ep.port, admin_user)
+    doc = _run_sweep(req, what, ep.address, ep.port, ep.admin_user, ctx.secrets)
     best = knee({p["size"]: p["tps"] for p in doc["points"]})
     values, new_plan = values_for_pool(topology, name, best)
     new = next(h for h in new_plan.pgbouncer if h.host == name)
@@ -339,13 +336,13 @@ def _sweep(req: SweepRequest, sweep: bool, output: CalibrateFormat) -> None:
 
 
 def _run_sweep(
-    req: SweepRequest, what: dict[str, Any], address: str, port: int, admin_user: str
+    req: SweepRequest, what: dict[str, Any], address: str, port: int, admin_user: str, secrets: Secrets
 ) -> dict[str, Any]:
     """Check the pgbench tables, then SET, pgbench and restore through the adapters (loads psycopg)."""
     from toolkit.adapters import pgbench  # noqa: PLC0415
     from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget  # noqa: PLC0415
 
-    password = Secrets.locate(req.inventory, req.secrets).password("pgbouncer_admin") or ""
+    password = secrets.password("pgbouncer_admin") or ""
     target = pgbench.Endpoint(address, port, what["user"], what["database"])
     env = dict(os.environ)  # pgbench finds its password as libpq does: PGPASSWORD or the password file
     scale = pgbench.dataset_scale(target, env, req.timeout)

@@ -10,19 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
-from toolkit.adapters import inventory
-from toolkit.adapters.secrets import Secrets
+from toolkit.adapters.inventory import Vault
 from toolkit.cli import render_findings as render
+from toolkit.cli.context import load_context
 from toolkit.cli.numbers import seconds
+from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.checks import known_prefix, run_checks
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.django_nodes import django_sources
 from toolkit.domain.findings import worst
-from toolkit.domain.inventory import topology_from_inventory
-from toolkit.domain.sizing import plan_or_error
 from toolkit.domain.snapshot import Snapshot
-from toolkit.domain.targets import endpoints
 from toolkit.domain.versions import acknowledged_cves
 
 
@@ -36,7 +34,7 @@ class DoctorFormat(enum.StrEnum):
 
 
 def doctor_command(
-    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    inventory_path: InventoryOption = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="Inventory, plan and Django settings only.")
     ] = False,
@@ -50,9 +48,9 @@ def doctor_command(
         ),
     ] = 3.0,
     only: Annotated[str | None, typer.Option("--only", help="Only findings under this id prefix.")] = None,
-    secrets_dir: Annotated[
-        str | None, typer.Option("--secrets", help="Directory of password files (default: the lab's .lab/).")
-    ] = None,
+    secrets_dir: SecretsOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    ask_vault_pass: AskVaultPassOption = False,
     django_settings: Annotated[
         str | None, typer.Option("--django-settings", help="The app's settings module.")
     ] = None,
@@ -86,9 +84,8 @@ def doctor_command(
         )
     if django_settings and not django_pythonpath:
         raise typer.BadParameter("needs --django-pythonpath", param_hint="--django-settings")
-    data = inventory.load(inventory_path)
-    topology = topology_from_inventory(data.groups, data.hostvars)
-    result, plan_error = plan_or_error(topology)
+    ctx = load_context(inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass), announce=True)
+    data = ctx.data
     # Read (and refuse, exit 65) before any network: a distribution's patched build, the app's ACL.
     acknowledged = {h: acknowledged_cves(h, v) for h, v in data.hostvars.items()}
     rules = {
@@ -98,11 +95,11 @@ def doctor_command(
     }
     profile = _django(django_settings, django_pythonpath, django_python)
     snap = gather.snapshot(
-        topology,
-        result,
-        plan_error,
-        endpoints(topology, data.groups, data.hostvars),
-        Secrets.locate(inventory_path, secrets_dir),
+        ctx.topology,
+        ctx.plan,
+        ctx.plan_error_text,
+        ctx.endpoints,
+        ctx.secrets,
         timeout,
         django=profile,
         offline=offline,

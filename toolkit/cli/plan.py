@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from toolkit.adapters import inventory
-from toolkit.domain.inventory import topology_from_inventory
-from toolkit.domain.sizing import plan
+from toolkit.adapters.inventory import Vault
+from toolkit.cli.context import load_context
+from toolkit.cli.options import AskVaultPassOption, InventoryOption, VaultPasswordFileOption
 
 
 class PlanFormat(enum.StrEnum):
@@ -21,12 +21,14 @@ class PlanFormat(enum.StrEnum):
 
 
 def plan_command(
-    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    inventory_path: InventoryOption = None,
     output: Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")] = PlanFormat.table,
+    vault_password_file: VaultPasswordFileOption = None,
+    ask_vault_pass: AskVaultPassOption = False,
 ) -> None:
     """Show the pool plan and connection budget computed from the inventory."""
-    data = inventory.load(inventory_path)
-    result = plan(topology_from_inventory(data.groups, data.hostvars))
+    ctx = load_context(inventory_path, vault=Vault(vault_password_file, ask_vault_pass))
+    result = ctx.require_plan()
     if output is PlanFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -12,13 +12,12 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from toolkit.adapters import inventory
-from toolkit.adapters.secrets import Secrets
+from toolkit.adapters.inventory import Vault
+from toolkit.cli.context import load_context
 from toolkit.cli.numbers import count as whole
 from toolkit.cli.numbers import seconds
-from toolkit.domain.inventory import topology_from_inventory
+from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
 from toolkit.domain.snapshot import PgBouncerState, TargetStatus
-from toolkit.domain.targets import endpoints
 
 COLUMNS = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "maxwait")
 
@@ -61,7 +60,7 @@ def pools_table(statuses: Sequence[TargetStatus], states: Sequence[PgBouncerStat
 
 
 def watch_command(
-    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    inventory_path: InventoryOption = None,
     interval: Annotated[
         float,
         typer.Option("--interval", help="Seconds between refreshes.", parser=seconds(), metavar="SECONDS"),
@@ -69,7 +68,9 @@ def watch_command(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds per PgBouncer.", parser=seconds(), metavar="SECONDS")
     ] = 2.0,
-    secrets_dir: Annotated[str | None, typer.Option("--secrets", help="Directory of password files.")] = None,
+    secrets_dir: SecretsOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    ask_vault_pass: AskVaultPassOption = False,
     count: Annotated[
         int,
         typer.Option(
@@ -85,10 +86,8 @@ def watch_command(
 
     if interval <= 0 or timeout <= 0 or count < 0:
         raise typer.BadParameter("--interval and --timeout must be above 0, --count at least 0")
-    data = inventory.load(inventory_path)
-    topology = topology_from_inventory(data.groups, data.hostvars)
-    targets = [e for e in endpoints(topology, data.groups, data.hostvars) if e.kind == "pgbouncer"]
-    secrets = Secrets.locate(inventory_path, secrets_dir)
+    ctx = load_context(inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass), announce=True)
+    targets, secrets = ctx.of_kind("pgbouncer"), ctx.secrets
     done = 0
     try:
         with Live(Table(), console=Console(), auto_refresh=False) as live:

@@ -1,6 +1,8 @@
-"""Where doctor connects: every PgBouncer, the PostgreSQL server and every Redis of the inventory.
+"""Where the toolkit connects: every PgBouncer, the PostgreSQL server and every Redis of the inventory.
 
-Addresses and user names come from the inventory; passwords never do (the CLI reads them from the
+The access model, resolved once here for every command: addresses, user names (the stats user, the
+admin user the runbooks and the sweep log in as), databases and key prefixes come from the inventory,
+each with one default in :data:`TARGET_DEFAULTS`; passwords never do (the CLI reads them from the
 environment or a secrets directory).
 """
 
@@ -19,6 +21,7 @@ _WILDCARDS = {"*", "0.0.0.0", "::", ""}  # noqa: S104 - compared against, not bo
 # Inventory variables doctor reads (documented in docs/inventory.md), with their defaults.
 TARGET_DEFAULTS = {
     "toolkit_pgbouncer_user": "pgbouncer_stats",
+    "toolkit_pgbouncer_admin_user": "pgbouncer_admin",
     "toolkit_postgres_user": "toolkit_monitor",
     "toolkit_postgres_dbname": "postgres",
     "toolkit_redis_user": "toolkit",
@@ -37,6 +40,7 @@ class Endpoint:
     user: str
     dbname: str = ""
     key_prefix: str = ""
+    admin_user: str = ""  # PgBouncer: the admin_users member that may PAUSE, SET, KILL ...
 
     @property
     def label(self) -> str:
@@ -68,6 +72,9 @@ def endpoints(
                 _address(v, "pgbouncer_listen_addr", "toolkit_pgbouncer_address"),
                 v.integer("pgbouncer_listen_port", 6432, minimum=1),
                 v.text("toolkit_pgbouncer_user", TARGET_DEFAULTS["toolkit_pgbouncer_user"]),
+                admin_user=v.text(
+                    "toolkit_pgbouncer_admin_user", TARGET_DEFAULTS["toolkit_pgbouncer_admin_user"]
+                ),
             )
         )
     first = groups.get(PGBOUNCER_GROUP, ())[0]

@@ -1,6 +1,7 @@
 """Shared by the PgBouncer runbooks: admin targets, SHOW DATABASES flags, time-limited PAUSE, RESUME.
 
-The admin user comes from the inventory (``toolkit_pgbouncer_admin_user``, default ``pgbouncer_admin``);
+The admin user comes from the inventory (``toolkit_pgbouncer_admin_user``, resolved with its default in
+:mod:`toolkit.domain.targets`);
 its password from ``TOOLKIT_PGBOUNCER_ADMIN_PASSWORD`` or the secrets file ``pgbouncer_admin_password``.
 
 PAUSE is the dangerous one (pgbouncer issue 715): a RESUME sent while a PAUSE is still pending can leave
@@ -21,12 +22,10 @@ from typing import TypeVar
 
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
-from toolkit.domain.inventory import HostVars
 from toolkit.domain.runbooks.base import RunbookError
 from toolkit.domain.runbooks.pgbouncer import ADMIN_DATABASE, DatabaseFlags, database_flags
 from toolkit.runbooks.base import RunContext
 
-ADMIN_USER_DEFAULT = "pgbouncer_admin"
 T = TypeVar("T")
 
 
@@ -39,9 +38,7 @@ def admin_targets(ctx: RunContext) -> list[AdminTarget]:
     password = ctx.secrets.password("pgbouncer_admin") or ""
     out = []
     for ep in selected:
-        v = HostVars(ep.name, ctx.data.hostvars.get(ep.name, {}))
-        user = v.text("toolkit_pgbouncer_admin_user", ADMIN_USER_DEFAULT)
-        out.append(AdminTarget(ep.address, ep.port, user, password, ep.name))
+        out.append(AdminTarget(ep.address, ep.port, ep.admin_user, password, ep.name))
     return out
 
 

@@ -1,0 +1,92 @@
+"""One context for every command that reads an inventory: load it once, the same way everywhere.
+
+:func:`load_context` is the preamble the commands shared: resolve which inventory (``-i``, else
+ansible's default), read it through ``ansible-inventory`` (with the vault flags), build the topology,
+plan it, find the endpoints (with the access model: users, databases, admin user, defaults) and locate
+the secrets. Commands that act on live systems pass ``announce=True``: one line on stderr names the
+inventory read and why, so a forgotten ``-i`` cannot go unnoticed (stdout stays the command's output).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import typer
+
+from toolkit.adapters import inventory
+from toolkit.adapters.inventory import InventoryData, InventorySource, Vault
+from toolkit.adapters.secrets import Secrets
+from toolkit.domain.errors import SizingError
+from toolkit.domain.inventory import topology_from_inventory
+from toolkit.domain.models import Topology
+from toolkit.domain.plan import Plan
+from toolkit.domain.sizing import plan
+from toolkit.domain.targets import Endpoint, endpoints
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a command knows before it touches a live system."""
+
+    source: InventorySource
+    data: InventoryData
+    topology: Topology
+    plan: Plan | None  # None when the topology does not fit: plan_error says why
+    plan_error: SizingError | None
+    endpoints: tuple[Endpoint, ...]
+    secrets: Secrets
+
+    def require_plan(self) -> Plan:
+        """The plan, or the sizing error (exit 2) for commands that cannot go on without one."""
+        if self.plan_error is not None:
+            raise self.plan_error
+        assert self.plan is not None
+        return self.plan
+
+    @property
+    def plan_error_text(self) -> str | None:
+        """The refusal as ``"kind: message"``, as doctor's capacity checks read it."""
+        err = self.plan_error
+        return None if err is None else f"{err.kind}: {err}"
+
+    def of_kind(self, kind: str) -> list[Endpoint]:
+        """The endpoints of one kind (pgbouncer, postgres, redis)."""
+        return [e for e in self.endpoints if e.kind == kind]
+
+
+def load_context(
+    inventory_path: str | None,
+    secrets_dir: str | None = None,
+    vault: Vault = inventory.NO_VAULT,
+    *,
+    announce: bool = False,
+) -> Context:
+    """Read the inventory and derive everything the commands need from it; no network."""
+    source = inventory.resolve(inventory_path)
+    if source is None:
+        raise typer.BadParameter(
+            "no inventory: pass -i FILE_OR_DIR, or set inventory = in ansible.cfg (or ANSIBLE_INVENTORY)",
+            param_hint="-i",
+        )
+    if announce:
+        print(f"toolkit: inventory {source.describe()}", file=sys.stderr)
+    data = inventory.load(source.paths, vault=vault)
+    topology = topology_from_inventory(data.groups, data.hostvars)
+    result, error = _plan(topology)
+    return Context(
+        source,
+        data,
+        topology,
+        result,
+        error,
+        endpoints(topology, data.groups, data.hostvars),
+        Secrets.locate(source.path, secrets_dir),
+    )
+
+
+def _plan(topology: Topology) -> tuple[Plan | None, SizingError | None]:
+    try:
+        return plan(topology), None
+    except SizingError as exc:
+        return None, exc
