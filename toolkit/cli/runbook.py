@@ -12,15 +12,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.adapters import audit, inventory
+from toolkit.adapters import audit
 from toolkit.adapters.audit import audit_path
-from toolkit.adapters.secrets import Secrets
+from toolkit.adapters.inventory import Vault
+from toolkit.cli.context import load_context
+from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.errors import ToolkitError
-from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.runbooks.base import RunbookError, RunbookPlan, parse_count, parse_duration, parse_number
 from toolkit.domain.runbooks.sessions import DEFAULT_MAX_SESSIONS
-from toolkit.domain.targets import endpoints
 
 if TYPE_CHECKING:
     from toolkit.runbooks.execute import Outcome
@@ -164,7 +164,7 @@ def _render(
 @app.command("run")
 def run_command(
     name: Annotated[str, typer.Argument(help="Runbook name (toolkit runbook list).")],
-    inventory_path: Annotated[str, typer.Option("-i", "--inventory", help="Inventory file or directory.")],
+    inventory_path: InventoryOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Act. Without it: the plan only (dry run).")] = False,
     target: Annotated[str | None, typer.Option("--target", help="One inventory host.")] = None,
     output: Annotated[RunFormat, typer.Option("--format", "-f", help="Output format.")] = RunFormat.table,
@@ -200,7 +200,9 @@ def run_command(
     size: Annotated[str | None, typer.Option("--size", help="New pool size.")] = None,
     rate: Annotated[str, typer.Option("--rate", help="Actions per second, at most.")] = "10",
     timeout: Annotated[str, typer.Option("--timeout", help="Seconds per target operation.")] = "5",
-    secrets_dir: Annotated[str | None, typer.Option("--secrets", help="Directory of password files.")] = None,
+    secrets_dir: SecretsOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    ask_vault_pass: AskVaultPassOption = False,
     audit_log: Annotated[str | None, typer.Option("--audit-log", help="Audit log file (JSON lines).")] = None,
     out_file: Annotated[str | None, typer.Option("-o", "--output", help="File to write (snapshot).")] = None,
 ) -> None:
@@ -230,18 +232,19 @@ def run_command(
         include_bypass=include_bypass,
         include_toolkit=include_toolkit,
     )
-    data = inventory.load(inventory_path)
-    topology = topology_from_inventory(data.groups, data.hostvars)
-    eps = endpoints(topology, data.groups, data.hostvars)
+    loaded = load_context(
+        inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass), announce=True
+    )
+    eps = loaded.endpoints
     if target is not None and not any(target in (e.name, e.address) for e in eps):
         raise RunbookError(
             f"unknown target {target!r}; the inventory has: {', '.join(sorted({e.name for e in eps}))}"
         )
     ctx = RunContext(
-        data,
-        topology,
+        loaded.data,
+        loaded.topology,
         eps,
-        Secrets.locate(inventory_path, secrets_dir),
+        loaded.secrets,
         seconds,
         target,
         audit_path(audit_log),
