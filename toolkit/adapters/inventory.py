@@ -67,8 +67,10 @@ class InventorySource:
         return self.paths[0]
 
     def describe(self) -> str:
-        """``inventory/lab (from -i)``."""
-        return f"{','.join(self.paths)} (from {self.origin})"
+        """``inventory/lab (from -i)``: paths below the working directory shown relative to it."""
+        cwd = Path.cwd()
+        shown = [p if self.origin == "-i" else _shown(Path(p), cwd) for p in self.paths]
+        return f"{','.join(shown)} (from {self.origin})"
 
 
 def ansible_config(environ: Mapping[str, str], cwd: Path, home: Path) -> Path | None:
@@ -106,7 +108,7 @@ def resolve(
     env = os.environ if environ is None else environ
     here = Path.cwd() if cwd is None else cwd
     if env.get("ANSIBLE_INVENTORY", "").strip():
-        return InventorySource(_split(env["ANSIBLE_INVENTORY"], here, here), "ANSIBLE_INVENTORY")
+        return InventorySource(_split(env["ANSIBLE_INVENTORY"], here), "ANSIBLE_INVENTORY")
     cfg = ansible_config(env, here, Path.home() if home is None else home)
     if cfg is not None:
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
@@ -117,15 +119,16 @@ def resolve(
             raise InventoryError(str(cfg), None, f"unreadable ({why}); fix it or pass -i") from None
         value = parser.get("defaults", "inventory", fallback="")
         if value.strip():
-            return InventorySource(_split(value, cfg.parent, here), f"ansible.cfg {_shown(cfg, here)}")
+            return InventorySource(_split(value, cfg.parent), f"ansible.cfg {_shown(cfg, Path.cwd())}")
     if Path(DEFAULT_INVENTORY).exists():
         return InventorySource((DEFAULT_INVENTORY,), "ansible's default")
     return None
 
 
-def _split(value: str, base: Path, cwd: Path) -> tuple[str, ...]:
+def _split(value: str, base: Path) -> tuple[str, ...]:
+    """Each path of a comma-separated list, absolute (relative ones against ``base``)."""
     parts = [Path(p.strip()).expanduser() for p in value.split(",") if p.strip()]
-    return tuple(str(p) if p.is_absolute() else _shown(base / p, cwd) for p in parts)
+    return tuple(os.path.normpath(p if p.is_absolute() else base.absolute() / p) for p in parts)
 
 
 def _shown(path: Path, cwd: Path) -> str:
@@ -184,7 +187,9 @@ def load(path: str | Sequence[str], timeout: float = 60.0, vault: Vault = NO_VAU
         ) from None
     if proc.returncode != 0:
         cause = _first_error(proc.stderr)
-        raise InventoryError(path, None, f"ansible-inventory failed: {cause}{_vault_hint(cause, vault)}")
+        hint = _vault_hint(cause, vault)
+        cause = cause.rstrip(".") if hint else cause
+        raise InventoryError(path, None, f"ansible-inventory failed: {cause}{hint}")
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
