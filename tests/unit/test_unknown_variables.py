@@ -129,7 +129,7 @@ def test_toolkit_extra_variables_keeps_a_users_own_names_by_name_or_glob() -> No
         (["django x"], "entry 1 must be a name or a glob pattern"),
         (["ok", "bad\nline"], "entry 2 must be a name or a glob pattern"),
         (["django_*"], "the pattern 'django_*' also matches the toolkit's django_celery_concurrency, so it"),
-        (["*"], "the pattern '*' also matches the toolkit's ansible_host"),
+        (["*"], "the pattern '*' also matches the toolkit's database_bypass_connections"),
         (["django_worker*"], "the pattern 'django_worker*' also matches the toolkit's django_workers"),
         (["redis_?????_user"], "the pattern 'redis_?????_user' also matches the toolkit's redis_admin_user"),
     ],

@@ -96,7 +96,9 @@ def extra_patterns(host: str, value: Any) -> tuple[str, ...]:
                 f"entry {i + 1} must be a name or a glob pattern (letters, digits, '_', '*', '?', '[]')",
             )
     for pattern in value:
-        hidden = sorted(n for n in KNOWN_VARIABLES if n != pattern and fnmatch.fnmatchcase(n, pattern))
+        hidden = sorted(
+            n for n in KNOWN_VARIABLES if is_checked(n) and n != pattern and fnmatch.fnmatchcase(n, pattern)
+        )
         if hidden:
             raise InventoryError(
                 EXTRA_VARIABLE,
