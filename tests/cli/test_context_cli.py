@@ -243,3 +243,11 @@ def test_load_context_resolves_the_admin_user_once_with_its_one_default(tmp_path
     other.write_text(text)
     (pgb,) = load_context(str(other)).of_kind("pgbouncer")
     assert pgb.admin_user == "ops"
+
+
+def test_an_empty_i_is_a_usage_error_not_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "-i", "")
+    assert (code, out) == (64, "")
+    assert (
+        err == "toolkit: Invalid value for -i: is empty; pass an inventory file or directory (see --help)\n"
+    )

@@ -63,6 +63,8 @@ def load_context(
     announce: bool = False,
 ) -> Context:
     """Read the inventory and derive everything the commands need from it; no network."""
+    if inventory_path is not None and not inventory_path.strip():
+        raise typer.BadParameter("is empty; pass an inventory file or directory", param_hint="-i")
     source = inventory.resolve(inventory_path)
     if source is None:
         raise typer.BadParameter(
