@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.streams import without_inventory_line
 from tests.integration.conftest import BIN, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -283,7 +284,9 @@ def test_sweep_refuses_a_database_without_pgbench_tables(staging: Any, tmp_path:
     inv, secrets = _inventory(tmp_path, bouncer.port, lab.passwords[ADMIN])
     run = _calibrate(lab, inv, secrets, "--yes", "--database", "empty", "--sizes", "2")
     assert run.returncode == 64
-    assert run.stderr.startswith("toolkit: no pgbench tables in database empty: create them on staging first")
+    assert without_inventory_line(run.stderr).startswith(
+        "toolkit: no pgbench tables in database empty: create them on staging first"
+    )
     assert _live_default(bouncer) == "7"
 
 
