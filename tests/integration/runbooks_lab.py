@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from tests.cli.streams import without_inventory_line
 from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
 from toolkit.adapters import inventory
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
@@ -109,9 +110,9 @@ def outcomes(path: Path) -> list[dict[str, Any]]:
 
 
 def assert_one_line_error(result: Result, code: int, fragment: str) -> None:
-    """A refused run: one line on stderr, the exit code, the message, no output."""
+    """A refused run: one line on stderr (after the line naming the inventory), the exit code, the message."""
     assert result.code == code, (result.code, result.stderr)
-    lines = result.stderr.strip().splitlines()
+    lines = without_inventory_line(result.stderr).strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("toolkit: "), lines[0]
     assert fragment in lines[0], lines[0]
