@@ -99,4 +99,4 @@ fleet-status:
 # Deploy the roles onto the fleet over SSH (inventory/fleet): PostgreSQL on db1, the PgBouncer tier, Redis
 # and the demo app, under systemd. SSH pipelining is on (inventory/fleet sets it too).
 fleet-deploy: fleet-up
-	ANSIBLE_PIPELINING=True $(BIN)/ansible-playbook -i inventory/fleet playbooks/lab.yml
+	ANSIBLE_PIPELINING=True ANSIBLE_FORKS=10 $(BIN)/ansible-playbook -i inventory/fleet playbooks/lab.yml
