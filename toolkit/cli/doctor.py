@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from toolkit.adapters.files import write_atomic
 from toolkit.adapters.inventory import Vault
 from toolkit.cli import render_findings as render
 from toolkit.cli.context import load_context
@@ -122,7 +123,7 @@ def doctor_command(
         typer.echo(text, nl=False)
     else:
         try:
-            render.write_atomic(output_file, text)
+            write_atomic(output_file, text)
         except (OSError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             typer.echo(f"toolkit: doctor: --output {output_file}: {why}; nothing written", err=True)

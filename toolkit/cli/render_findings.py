@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.domain.findings import Finding, Severity
@@ -157,36 +153,6 @@ def render_prometheus(status: Severity, targets: Sequence[TargetStatus], finding
         worst.labels(fid, target).set(max(int(f.severity) for f in group))
         count.labels(fid, target).set(len(group))
     return generate_latest(registry).decode()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename: a reader sees the old file or the new, never half.
-
-    The temporary file is created in the same directory (a rename is atomic only within one file
-    system), fsynced, made 0644, renamed over ``path``, and the directory is fsynced. Raise OSError
-    (or ValueError when ``path`` exists and is not a regular file: a rename would replace a device
-    node or a link instead of writing through it).
-    """
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise ValueError("exists and is not a regular file; give a file path")
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _cell(text: str) -> str:

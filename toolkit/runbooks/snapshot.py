@@ -8,8 +8,6 @@ file, which is audited like any other.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 from toolkit import gather
 from toolkit.adapters.errors import TargetError
+from toolkit.adapters.files import write_atomic
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
 from toolkit.adapters.secrets import ENV
 from toolkit.domain.checks import run_checks
@@ -111,16 +110,7 @@ def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
     path = Path(str(action.args["file"]))
     bundle = mask(collect(ctx), _secrets(ctx))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(bundle, out, indent=2, default=str)
-            out.write("\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(bundle, indent=2, default=str) + "\n", mode=0o600)
     return f"wrote {path} ({path.stat().st_size} bytes, mode 0600)"
 
 
