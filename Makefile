@@ -11,10 +11,11 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS := postgresql_lab pgbouncer redis
 
-.PHONY: help venv lab lab-deploy lint unit cli wheel integration drills molecule test bench clean
+.PHONY: help venv lab lab-up lab-down lab-status lab-deploy lint unit cli wheel integration fleet drills molecule test bench clean
 
 help:
-	@echo "make lab    deploy PostgreSQL, PgBouncer and Redis on loopback, then show the plan"
+	@echo "make lab    boot the lab hosts, deploy PostgreSQL, PgBouncer, Redis and the demo app onto them, show the plan"
+	@echo "make lab-down  power the lab hosts off and remove their namespaces, veths and mounts"
 	@echo "make test   lint, unit, CLI and integration tests against the lab, incident drills, Molecule scenarios"
 	@echo "make bench  benchmarks (not part of make test): CLI start-up, doctor over a fleet, pool sizing sweep"
 
@@ -28,8 +29,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-lab-deploy: venv
-	$(BIN)/ansible-playbook playbooks/lab.yml
+# The lab (docs/lab.md): Debian 12 and 13 hosts under systemd (systemd-nspawn) in network namespaces on
+# 198.18.0.0/24, reached over SSH as a non-root user with sudo (`ssh -F .lab/fleet/ssh_config NAME`).
+# Runs as root; the host images are built once and cached machine-wide (/var/lib/toolkit-lab).
+lab-up: venv
+	$(BIN)/python lab/fleet.py up
+
+lab-down:
+	$(PYTHON) lab/fleet.py down
+
+lab-status:
+	$(PYTHON) lab/fleet.py status
+
+# Deploy the roles onto the lab's hosts over SSH (inventory/lab): PostgreSQL on db1, the PgBouncer tier,
+# Redis and the demo app, under systemd.
+lab-deploy: lab-up
+	ANSIBLE_FORKS=10 $(BIN)/ansible-playbook playbooks/lab.yml
 
 # doctor exits 2 on the lab's one documented finding: Debian 12's PgBouncer 1.18 lacks the fix for the SCRAM
 # authentication bypass CVE-2026-107350 (docs/checks.md). Any other CRITICAL finding fails `make lab`.
@@ -70,10 +85,20 @@ drills: venv
 molecule: venv
 	for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s; done
 
+# Each stage's time is printed as it ends, and all of them together at the end.
+TEST_STAGES := lint unit cli wheel lab-deploy integration fleet drills molecule
 test: venv
-	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory lint unit cli wheel lab-deploy integration drills molecule; \
-	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); times=""; \
+	for stage in $(TEST_STAGES); do \
+	  t0=$$(date +%s); $(MAKE) --no-print-directory $$stage; \
+	  times="$$times $$stage=$$(( $$(date +%s) - t0 ))s"; echo "make test: stage $$stage passed in $$(( $$(date +%s) - t0 )) s"; \
+	done; \
+	echo "make test: all stages passed in $$(( $$(date +%s) - start )) s:$$times"
+
+# The lab's hosts themselves: identity, network isolation, units, addresses, peers, recovery from a killed
+# run, and down/up (tests/fleet).
+fleet: venv
+	$(BIN)/pytest -q --durations=8 -m fleet tests/fleet
 
 # Measurements, not tests: `make test` never runs them.
 bench: venv
@@ -83,20 +108,3 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
-
-# The lab fleet (docs/lab.md): Debian 12 and 13 hosts under systemd (systemd-nspawn) in network namespaces,
-# reached over SSH with `ssh -F .lab/fleet/ssh_config NAME`. Runs as root; images are cached machine-wide.
-.PHONY: fleet-up fleet-down fleet-status fleet-deploy
-fleet-up: venv
-	$(BIN)/python lab/fleet.py up
-
-fleet-down:
-	$(PYTHON) lab/fleet.py down
-
-fleet-status:
-	$(PYTHON) lab/fleet.py status
-
-# Deploy the roles onto the fleet over SSH (inventory/fleet): PostgreSQL on db1, the PgBouncer tier, Redis
-# and the demo app, under systemd. SSH pipelining is on (inventory/fleet sets it too).
-fleet-deploy: fleet-up
-	ANSIBLE_PIPELINING=True ANSIBLE_FORKS=10 $(BIN)/ansible-playbook -i inventory/fleet playbooks/lab.yml

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
-        print("fleet: interrupted; run 'make fleet-up' again: it cleans what was left", file=sys.stderr)
+        print("fleet: interrupted; run 'make lab-up' again: it cleans what was left", file=sys.stderr)
         return 2
 
 

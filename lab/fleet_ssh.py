@@ -94,7 +94,7 @@ class SshSetup:
 
     def exec(self, name: str, command: list[str]) -> int:
         if not self.config.exists():
-            raise FleetError(f"fleet: {self.config} does not exist; run 'make fleet-up' first")
+            raise FleetError(f"fleet: {self.config} does not exist; run 'make lab-up' first")
         argv = self.argv(name, command)
         os.execvp(argv[0], argv)  # noqa: S606
         return 2  # not reached

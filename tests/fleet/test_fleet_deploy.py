@@ -1,4 +1,4 @@
-"""The roles deployed onto the fleet over SSH (inventory/fleet, `make fleet-deploy`), seen from here.
+"""The roles deployed onto the fleet over SSH (inventory/lab, `make lab`), seen from here.
 
 PostgreSQL on db1 admits the app role only from the PgBouncer hosts and the monitoring role from the
 controller, all with SCRAM; each PgBouncer answers on its own address; pgb2's two processes forward
@@ -48,13 +48,13 @@ RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 def secret(name: str) -> str:
     path = SECRETS / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: deploy the fleet first with 'make fleet-deploy'")
+        pytest.fail(f"{path} is missing: deploy the fleet first with 'make lab'")
     return path.read_text().strip()
 
 
 def deploy() -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "inventory/fleet", "playbooks/lab.yml"],
+        [str(BIN / "ansible-playbook"), "-i", "inventory/lab", "playbooks/lab.yml"],
         cwd=ROOT,
         env={
             "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
