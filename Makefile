@@ -72,10 +72,10 @@ cli: venv
 # The wheel outside the checkout: built, installed into a fresh virtualenv with its dependencies from the
 # index, and run from another directory (no lab needed).
 wheel: venv
-	$(BIN)/pytest -q tests/packaging
+	$(BIN)/pytest -q -m packaging tests/packaging
 
 integration: venv
-	$(BIN)/pytest -q --durations=12 tests/integration
+	$(BIN)/pytest -q -m integration --durations=12 tests/integration
 
 # The four incident drills against the demo app under HTTP load; each asserts detection and recovery.
 # Lab code (lab/drills/, run as root from the checkout): not part of the installed toolkit.

@@ -1,4 +1,4 @@
-"""The layering ARCHITECTURE.md promises: domain is pure, filters are thin, modules stay small, and the
+"""The layering docs/architecture.md describes: domain is pure, filters are thin, modules stay small, and the
 package users install carries no lab code."""
 
 from __future__ import annotations
