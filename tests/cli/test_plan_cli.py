@@ -49,8 +49,62 @@ def test_infeasible_plan_exits_2_naming_the_numbers(capsys: pytest.CaptureFixtur
     assert err == (
         "toolkit: pgbouncer host pgb1: pgbouncer_default_pool_size 100 exceeds the budget (91 usable slots / "
         "1 (process, pool) pairs = 91 server connections per pool): "
-        "lower it or raise database_max_connections\n"
+        "lower it or raise database_max_connections (each of these alone fits: "
+        "database_max_connections: at least 109 (now 100))\n"
     )
+
+
+def test_infeasible_session_tier_names_every_host_and_the_number_of_each_fix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "plan", "-i", str(FIXTURES / "session-over.yml"))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert "pgbouncer host pgb1: session mode" in err
+    assert "pgbouncer host pgb2: session mode" in err
+    assert err.rstrip().endswith(
+        "(each of these alone fits: pgbouncer_pool_mode: transaction (the pool then follows the database's "
+        "active target); django_workers: at most 5 per app node (now up to 20); "
+        "database_max_connections: at least 649 (now 200))"
+    )
+
+
+def test_each_fix_the_refusal_names_fits_and_one_step_short_does_not(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    inventory = yaml.safe_load((FIXTURES / "session-over.yml").read_text())
+    for variable, fits, short in (("database_max_connections", 649, 648), ("django_workers", 5, 6)):
+        for value, expected in ((fits, 0), (short, 2)):
+            changed = json.loads(json.dumps(inventory))
+            if variable == "django_workers":
+                for node in changed["all"]["children"]["django"]["hosts"].values():
+                    node["django_workers"] = value
+            else:
+                changed["all"]["vars"][variable] = value
+            path = tmp_path / f"{variable}-{value}.yml"
+            path.write_text(yaml.safe_dump(changed))
+            code, _, _ = run(capsys, "plan", "-i", str(path))
+            assert code == expected, (variable, value)
+
+
+def test_infeasible_plan_as_json_prints_the_refusal_and_its_fixes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "-i", str(FIXTURES / "session-over.yml"), "--format", "json")
+    assert code == 2
+    data = json.loads(out)
+    assert data["schema"] == "toolkit.plan/v1"
+    assert data["error"]["kind"] == "session"
+    assert "pgbouncer host pgb2" in data["error"]["message"]
+    assert data["error"]["fixes"][-1] == "database_max_connections: at least 649 (now 200)"
+    assert err.startswith("toolkit: pgbouncer host pgb1")
+
+
+def test_a_plan_that_fits_far_past_the_active_target_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "-i", str(FIXTURES / "session-past-target.yml"), "--format", "json")
+    assert code == 0
+    (warning,) = json.loads(out)["warnings"]
+    assert "1280 server connections at once, 16.0x the target of 80" in warning
+    code, out, _ = run(capsys, "plan", "-i", str(FIXTURES / "small.yml"), "--format", "json")
+    assert (code, json.loads(out)["warnings"]) == (0, [])
 
 
 def test_bad_value_exits_65_naming_variable_and_host(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,9 @@ import typer
 from toolkit.adapters.inventory import Vault
 from toolkit.cli.context import load_context
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, VaultPasswordFileOption
+from toolkit.domain.errors import SizingError
+from toolkit.domain.plan import PLAN_SCHEMA
+from toolkit.domain.sizing_fixes import smallest_changes
 
 
 class PlanFormat(enum.StrEnum):
@@ -28,6 +31,8 @@ def plan_command(
 ) -> None:
     """Show the pool plan and connection budget computed from the inventory."""
     ctx = load_context(inventory_path, vault=Vault(vault_password_file, ask_vault_pass))
+    if ctx.plan_error is not None:
+        _refuse(ctx.plan_error, smallest_changes(ctx.topology), json_out=output is PlanFormat.json)
     result = ctx.require_plan()
     if output is PlanFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
@@ -35,3 +40,13 @@ def plan_command(
         from toolkit.cli.render_plan import plan_table  # noqa: PLC0415 - rich only for the table
 
         plan_table(result)
+
+
+def _refuse(error: SizingError, fixes: list[str], *, json_out: bool) -> None:
+    """An infeasible plan: JSON on stdout when asked, then the one-line refusal with each change that fits."""
+    if json_out:
+        refusal = {"kind": error.kind, "message": str(error), "fixes": fixes}
+        typer.echo(json.dumps({"schema": PLAN_SCHEMA, "error": refusal}, indent=2))
+    if fixes:
+        raise SizingError(f"{error} (each of these alone fits: {'; '.join(fixes)})", kind=error.kind)
+    raise error

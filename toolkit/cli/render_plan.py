@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from toolkit.domain.plan import Plan
@@ -31,6 +32,8 @@ def plan_table(plan: Plan, console: Console | None = None) -> None:
             t.add_row(name, str(sized.value), sized.reason)
         t.add_row("open files (LimitNOFILE)", str(p.nofile.value), p.nofile.reason)
         out.print(t)
+    for warning in plan.warnings:
+        out.print(f"[bold yellow]warning:[/] {escape(warning)}")
     for r in plan.redis:
         t = Table(
             title=f"redis {r.host}: {r.profile} profile, {r.client_demand} app clients", title_justify="left"

@@ -95,6 +95,7 @@ class Plan:
     budget: Budget
     pgbouncer: tuple[PgBouncerPlan, ...]
     redis: tuple[RedisPlan, ...]
+    warnings: tuple[str, ...] = ()  # the plan fits, but not as the database runs best
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output and for Ansible (keyed by host name)."""
@@ -142,4 +143,5 @@ class Plan:
                 }
                 for r in self.redis
             },
+            "warnings": list(self.warnings),
         }

@@ -69,10 +69,20 @@ def plan(topology: Topology) -> Plan:
         )
     target = active_target(topology.database.cores, topology.database.spindles, topology.database.hold_factor)
     share = math.ceil(target / _live_slots(topology))
-    plans = tuple(
-        _size_pgbouncer(p, demand=demand[p.name], share=share, pool_cap=pool_cap, usable=usable, slots=slots)
-        for p in topology.pgbouncers
-    )
+    sized: list[PgBouncerPlan] = []
+    refusals: list[SizingError] = []
+    for p in topology.pgbouncers:  # every host that fails is named, not only the first
+        try:
+            sized.append(
+                _size_pgbouncer(
+                    p, demand=demand[p.name], share=share, pool_cap=pool_cap, usable=usable, slots=slots
+                )
+            )
+        except SizingError as exc:
+            refusals.append(exc)
+    if refusals:
+        raise SizingError("; ".join(str(e) for e in refusals), kind=refusals[0].kind)
+    plans = tuple(sized)
     used = sum(p.server_connections for p in plans)
     lines += tuple(
         BudgetLine(
@@ -86,7 +96,25 @@ def plan(topology: Topology) -> Plan:
     lines += (BudgetLine("spare", usable - used, "usable slots no PgBouncer process can take"),)
     budget = Budget(topology.database.max_connections, usable, used, target, lines)
     redis = tuple(_size_redis(r, topology.app_nodes) for r in topology.redis)
-    return Plan(budget, plans, redis)
+    return Plan(budget, plans, redis, _past_target(plans, share, target))
+
+
+def _past_target(plans: tuple[PgBouncerPlan, ...], share: int, target: int) -> tuple[str, ...]:
+    """A warning when pools larger than their share of the active target can together exceed it.
+
+    The budget may allow far more server connections than the database runs well with: session mode
+    holds one per client, and an inventory may set pgbouncer_default_pool_size past the share.
+    """
+    pooled = sum(p.processes * p.pools * p.value("default_pool_size") for p in plans)
+    over = [p.host for p in plans if p.value("default_pool_size") > share]
+    if not over or pooled <= target:
+        return ()
+    return (
+        f"the pools of {', '.join(over)} exceed their share ({share}) of the database's active target: "
+        f"together they may open {pooled} server connections at once, {pooled / target:.1f}x the target "
+        f"of {target}, and a database past its target slows every query: use transaction mode, fewer "
+        "clients, or a smaller pgbouncer_default_pool_size",
+    )
 
 
 def plan_or_error(topology: Topology) -> tuple[Plan | None, str | None]:
