@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from toolkit.adapters.errors import TargetError
+from toolkit.domain.runbooks.processes import process_number
 from toolkit.domain.snapshot import ClientConn, PgBouncerState, PoolState
 
 # Admin commands that take a database (or, for SET, a setting) name. Every such name is sent quoted:
@@ -82,11 +83,15 @@ class AdminTarget:
     user: str
     password: str = field(repr=False)
     name: str = ""
+    # On a host that runs several processes on one port (so_reuseport): the one process this target
+    # is (toolkit.domain.runbooks.processes); 0 is whichever process the kernel hands the connection.
+    process: int = 0
 
     @property
     def label(self) -> str:
         """How messages name the target; never carries the password."""
-        return f"pgbouncer@{self.host}:{self.port}"
+        where = f"pgbouncer@{self.host}:{self.port}"
+        return f"{where} process {self.process}" if self.process else where
 
 
 @dataclass(frozen=True)
@@ -121,14 +126,42 @@ class Version:
         return cls(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), text)
 
 
+# Connections tried to reach one process of several sharing a port: the kernel picks the process per
+# connection, so with two processes 40 tries all miss one with a chance of 2**-40.
+PROCESS_TRIES = 40
+
+
 class AdminConsole:
-    """A connection to one PgBouncer admin console."""
+    """A connection to one PgBouncer admin console (to ``target.process`` when it names one)."""
 
     def __init__(self, target: AdminTarget, timeout: float = 5.0) -> None:
         self.target = target
         self.timeout = timeout
+        self._conn = self._connect()
+        if not target.process:
+            return
+        reached: set[int] = set()
+        for attempt in range(PROCESS_TRIES):
+            number = process_number({k: e.value for k, e in self.config().items()})
+            if number == target.process:
+                return
+            reached.add(number)
+            self._conn.close()
+            if attempt < PROCESS_TRIES - 1:
+                self._conn = self._connect()
+        seen = ", ".join(str(n) for n in sorted(reached)) or "none"
+        raise TargetError(
+            target.label,
+            "connecting",
+            f"{PROCESS_TRIES} connections reached only process(es) {seen}",
+            f"is process {target.process} running on {target.name or target.host}? "
+            "(systemctl status pgbouncer* there; its pidfile or peer_id names it)",
+        )
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        target, timeout = self.target, self.timeout
         try:
-            self._conn = psycopg.connect(
+            return psycopg.connect(
                 host=target.host,
                 port=target.port,
                 user=target.user,
@@ -232,6 +265,14 @@ def _conn(row: Mapping[str, Any]) -> ClientConn:
         remote_pid=_int(row, "remote_pid"),
         application_name=str(row.get("application_name") or ""),
     )
+
+
+def read_links(target: AdminTarget, timeout: float) -> tuple[tuple[ClientConn, ...], tuple[ClientConn, ...]]:
+    """SHOW CLIENTS and SHOW SERVERS of one process, on one session (their ptr and link agree)."""
+    with AdminConsole(target, timeout) as console:
+        clients = tuple(_conn(r) for r in console.rows("SHOW CLIENTS"))
+        servers = tuple(_conn(r) for r in console.rows("SHOW SERVERS"))
+    return clients, servers
 
 
 def read_state(target: AdminTarget, timeout: float) -> PgBouncerState:

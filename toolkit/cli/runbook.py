@@ -98,6 +98,7 @@ MAX_GRACE_S = 3600.0
 MAX_SESSIONS = 100_000
 MAX_POOL_SIZE = 262_143  # PostgreSQL's own limit on max_connections
 MAX_CACHE_VERSION = 2**31 - 1
+MAX_PROCESSES = 1024  # as pgbouncer_processes (toolkit.domain.role_inputs)
 
 
 def _interactive() -> bool:
@@ -167,6 +168,10 @@ def run_command(
     inventory_path: InventoryOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Act. Without it: the plan only (dry run).")] = False,
     target: Annotated[str | None, typer.Option("--target", help="One inventory host.")] = None,
+    process: Annotated[
+        str | None,
+        typer.Option("--process", help="One PgBouncer process (1, 2 ...) of the --target host."),
+    ] = None,
     output: Annotated[RunFormat, typer.Option("--format", "-f", help="Output format.")] = RunFormat.table,
     older_than: Annotated[
         str | None, typer.Option("--older-than", help="Age above 0, such as 30s or 5m.")
@@ -240,6 +245,10 @@ def run_command(
         raise RunbookError(
             f"unknown target {target!r}; the inventory has: {', '.join(sorted({e.name for e in eps}))}"
         )
+    if process is not None and not any(e.kind == "pgbouncer" and target in (e.name, e.address) for e in eps):
+        raise RunbookError(
+            "--process names a process of one PgBouncer host: add --target HOST (such as pgb2)"
+        )
     ctx = RunContext(
         loaded.data,
         loaded.topology,
@@ -248,6 +257,7 @@ def run_command(
         seconds,
         target,
         audit_path(audit_log),
+        process=None if process is None else parse_count(process, "--process", low=1, high=MAX_PROCESSES),
     )
     plan = book.plan(ctx, opts)
     if not plan.actions:

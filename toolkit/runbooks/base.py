@@ -29,6 +29,7 @@ class RunContext:
     # Writes the intent record of one action (runbook, action) to the audit log, fsynced, and returns
     # the function that writes its outcome. Set by the executor; :func:`audited` is how actions use it.
     intend: Callable[[str, Action], Callable[[str], None]] = lambda runbook, action: lambda result: None
+    process: int | None = None  # --process: one PgBouncer process of the --target host, or None for all
 
     def selected(self, kind: str) -> list[Endpoint]:
         """Endpoints of ``kind`` that --target selects."""

@@ -7,12 +7,14 @@ import time
 
 from toolkit.adapters import pg_signal, postgres
 from toolkit.adapters.errors import TargetError
-from toolkit.domain.checks.postgres import attribution
+from toolkit.adapters.pgbouncer import AdminTarget, read_links
+from toolkit.domain.attribution import PoolerLinks, attribute
 from toolkit.domain.runbooks.base import Action, ActionSkipped
+from toolkit.domain.runbooks.processes import selected_processes
 from toolkit.domain.runbooks.sessions import Scope, SessionKey, what_changed
-from toolkit.domain.snapshot import Backend, PgBouncerState, Snapshot
-from toolkit.gather import read_all
+from toolkit.domain.snapshot import Backend
 from toolkit.runbooks.base import RunContext, RunOptions
+from toolkit.runbooks.pgb import in_parallel
 
 
 def target(ctx: RunContext) -> postgres.PostgresTarget:
@@ -46,18 +48,38 @@ def scope(ctx: RunContext, opts: RunOptions, superusers: frozenset[str]) -> Scop
 def sessions(
     ctx: RunContext,
 ) -> tuple[list[Backend], dict[int, SessionKey], dict[int, dict[str, str]], frozenset[str]]:
-    """Client sessions with their identities, who holds them (PgBouncer's SHOW SERVERS/CLIENTS), and
-    the superusers."""
-    pgbouncers = [e for e in ctx.endpoints if e.kind == "pgbouncer"]
+    """Client sessions with their identities, who holds them (toolkit.domain.attribution), and the
+    superusers."""
     try:
         backends, keys = pg_signal.read_sessions(target(ctx), ctx.timeout)
     except TargetError as exc:
         raise TargetError(
             exc.target, "reading sessions", exc.cause, "the runbook acts on nothing it cannot see"
         ) from None
-    _, states = read_all(pgbouncers, ctx.secrets, ctx.timeout)
-    snap = Snapshot(ctx.topology, None, pgbouncer=tuple(s for s in states if isinstance(s, PgBouncerState)))
-    return backends, keys, attribution(snap), postgres.superusers(target(ctx), ctx.timeout)
+    owners = attribute(backends, pooler_links(ctx), ctx.topology.app_nodes)
+    return backends, keys, owners, postgres.superusers(target(ctx), ctx.timeout)
+
+
+def pooler_links(ctx: RunContext) -> list[PoolerLinks]:
+    """SHOW CLIENTS/SERVERS of every process of every PgBouncer host, read at once as the stats user.
+
+    A PgBouncer that cannot be read leaves its sessions unattributed (the plan says who holds what
+    only where it knows); it never stops the run.
+    """
+    password = ctx.secrets.password("pgbouncer") or ""
+    processes = {h.name: h.processes for h in ctx.topology.pgbouncers}
+    targets = [
+        AdminTarget(ep.address, ep.port, ep.user, password, ep.name, number)
+        for ep in ctx.endpoints
+        if ep.kind == "pgbouncer"
+        for number in selected_processes(ep.name, processes.get(ep.name, 1), None)
+    ]
+    read = in_parallel(lambda t: read_links(t, ctx.timeout), targets, ctx.timeout + 2)
+    return [
+        PoolerLinks(t.label, t.name, t.host, links[0], links[1])
+        for t, links, error in read
+        if links is not None and error is None
+    ]
 
 
 def signal(ctx: RunContext, action: Action, how: str, rate: float) -> str:

@@ -24,21 +24,29 @@ from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
 from toolkit.domain.runbooks.base import RunbookError
 from toolkit.domain.runbooks.pgbouncer import ADMIN_DATABASE, DatabaseFlags, database_flags
+from toolkit.domain.runbooks.processes import selected_processes
 from toolkit.runbooks.base import RunContext
 
 T = TypeVar("T")
 
 
 def admin_targets(ctx: RunContext) -> list[AdminTarget]:
-    """The admin consoles of the PgBouncers --target selects (all of them without it)."""
+    """The admin consoles of the PgBouncer processes --target (and --process) select, all without them.
+
+    A host that runs several processes on one port gives one target per process (each session is
+    reconnected until it reaches its process: toolkit.adapters.pgbouncer.AdminConsole); a one-process
+    host gives one target, whichever process answers.
+    """
     selected = ctx.selected("pgbouncer")
     if not selected:
         known = ", ".join(e.name for e in ctx.endpoints if e.kind == "pgbouncer") or "none"
         raise RunbookError(f"no PgBouncer matches --target {ctx.target!r} (the inventory has: {known})")
     password = ctx.secrets.password("pgbouncer_admin") or ""
+    processes = {h.name: h.processes for h in ctx.topology.pgbouncers}
     out = []
     for ep in selected:
-        out.append(AdminTarget(ep.address, ep.port, ep.admin_user, password, ep.name))
+        for number in selected_processes(ep.name, processes.get(ep.name, 1), ctx.process):
+            out.append(AdminTarget(ep.address, ep.port, ep.admin_user, password, ep.name, number))
     return out
 
 

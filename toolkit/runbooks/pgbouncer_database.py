@@ -12,7 +12,7 @@ from toolkit.domain.runbooks.pgbouncer import check_database, plan_database_comm
 from toolkit.runbooks import pgb
 from toolkit.runbooks.base import RunContext, RunOptions
 
-_PARAMS = ("--database", "--target", "--timeout")
+_PARAMS = ("--database", "--target", "--process", "--timeout")
 
 
 class DatabaseCommand:

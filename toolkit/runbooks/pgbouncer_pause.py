@@ -23,7 +23,7 @@ from toolkit.runbooks.base import RunContext, RunOptions
 INFO = RunbookInfo(
     "pgbouncer-pause",
     "PAUSE every PgBouncer in parallel (time-limited; on any failure every pool is resumed)",
-    params=("--database", "--older-than", "--timeout", "--target"),
+    params=("--database", "--older-than", "--timeout", "--target", "--process"),
 )
 
 

@@ -15,7 +15,7 @@ from toolkit.runbooks.base import RunContext, RunOptions
 INFO = RunbookInfo(
     "pgbouncer-reconnect",
     "RECONNECT then WAIT_CLOSE: new server connections after a failover or a schema change",
-    params=("--database", "--target", "--timeout"),
+    params=("--database", "--target", "--process", "--timeout"),
 )
 
 

@@ -1,8 +1,10 @@
 """Runbook pgbouncer-reload: RELOAD through the admin console, with SHOW CONFIG before and after as a diff.
 
-A RELOAD re-reads the file and reverts any live SET. Restart-only settings (SHOW CONFIG's
-``changeable`` is ``no``) keep their old value: where the file on this machine sets them differently,
-the runbook reports that a restart is needed (it never restarts).
+A RELOAD re-reads the file and reverts any live SET. It is sent through the admin console, so it
+works from the controller on any host, and on each process of a host that runs several (each has its
+own config). Restart-only settings (SHOW CONFIG's ``changeable`` is ``no``) keep their old value: where
+PgBouncer runs on this machine and its file sets them differently, the runbook reports that a restart
+is needed (it never restarts). On another host the file is not read, and the notes say so.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ INFO = RunbookInfo(
     "pgbouncer-reload",
     "RELOAD PgBouncer's config; show the SHOW CONFIG diff and what needs a restart",
     fixes=("pgbouncer.config_drift", "capacity.client_demand_exceeds_max_client_conn"),
-    params=("--target", "--timeout"),
+    params=("--target", "--process", "--timeout"),
 )
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -30,7 +32,11 @@ def _config(target: AdminTarget, timeout: float) -> dict[str, ConfigEntry]:
 
 
 def _file_values(target: AdminTarget, config: dict[str, ConfigEntry]) -> dict[str, str] | None:
-    """The [pgbouncer] section of the config file, when PgBouncer runs on this machine and it is readable."""
+    """The [pgbouncer] section of the config file, when PgBouncer runs on this machine and it is readable.
+
+    A PgBouncer on another host (the fleet) is reloaded over the network through its admin console; its
+    file is not read (None): the toolkit never reaches into a host other than through its services.
+    """
     conffile = config.get("conffile")
     if target.host not in _LOOPBACK or conffile is None or not conffile.value:
         return None
@@ -57,7 +63,11 @@ def _expanded(path: Path, depth: int = 0) -> str:
 def _pending(target: AdminTarget, config: dict[str, ConfigEntry]) -> list[str]:
     file_values = _file_values(target, config)
     if file_values is None:
-        return [f"{target.label}: config file not readable here; restart-only settings not compared"]
+        return [
+            f"{target.label}: the config file is on {target.name or target.host}, not on this machine; "
+            "RELOAD goes through the admin console, restart-only settings are not compared (the "
+            "playbook's --check --diff shows a file that differs)"
+        ]
     live = {k: (e.value, e.changeable) for k, e in config.items()}
     lines = [
         f"{target.label}: {k} live {v!r}, file {f!r}: "
@@ -99,10 +109,12 @@ def act(ctx: RunContext, action: Action, opts: RunOptions) -> str:
 def verify(ctx: RunContext, plan: RunbookPlan, opts: RunOptions) -> tuple[bool, str]:
     """The live settings now match the file, except restart-only ones, which are reported."""
     problems: list[str] = []
+    remote: list[str] = []
     for t in pgb.admin_targets(ctx):
         config = _config(t, ctx.timeout)
         file_values = _file_values(t, config)
         if file_values is None:
+            remote.append(t.label)
             continue
         live = {k: (e.value, e.changeable) for k, e in config.items()}
         for k, v, f in restart_needed(live, file_values):
@@ -112,4 +124,6 @@ def verify(ctx: RunContext, plan: RunbookPlan, opts: RunOptions) -> tuple[bool, 
                 problems.append(f"{t.label}: {k} is {v!r} live but {f!r} in the file after RELOAD")
     if problems:
         return False, "; ".join(problems)
+    if remote:
+        return True, f"RELOAD accepted by {', '.join(remote)} (its config file is on its host, not compared)"
     return True, "the live settings match the config file (SHOW CONFIG)"

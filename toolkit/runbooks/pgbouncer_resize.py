@@ -17,7 +17,7 @@ INFO = RunbookInfo(
     "pgbouncer-resize-pool",
     "SET default_pool_size live, refused beyond the capacity budget; prints the permanent change",
     fixes=("capacity.server_connections_exceed_db",),
-    params=("--size", "--target", "--timeout"),
+    params=("--size", "--target", "--process", "--timeout"),
 )
 
 
@@ -34,7 +34,7 @@ def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
     """Check the size against the budget (refused: nothing is read or changed), then plan the SETs."""
     if opts.size is None:
         raise RunbookError("pgbouncer-resize-pool needs --size (the new default_pool_size)")
-    targets = {t.name: t.label for t in pgb.admin_targets(ctx)}
+    targets = [(t.name, t.label) for t in pgb.admin_targets(ctx)]
     plan_resize(ctx.topology, targets, opts.size, {})  # refuse before touching any server
     return plan_resize(ctx.topology, targets, opts.size, _live(ctx))
 

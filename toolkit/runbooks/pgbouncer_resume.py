@@ -18,7 +18,7 @@ from toolkit.runbooks.base import RunContext, RunOptions
 INFO = RunbookInfo(
     "pgbouncer-resume",
     "RESUME every paused database on every PgBouncer, in parallel",
-    params=("--database", "--timeout", "--target"),
+    params=("--database", "--timeout", "--target", "--process"),
 )
 
 

@@ -254,19 +254,24 @@ def resized_topology(topology: Topology, hosts: Collection[str], size: int) -> T
 
 
 def plan_resize(
-    topology: Topology, targets: Mapping[str, str], size: int, live: Mapping[str, str]
+    topology: Topology,
+    targets: Mapping[str, str] | Sequence[tuple[str, str]],
+    size: int,
+    live: Mapping[str, str],
 ) -> RunbookPlan:
-    """SET default_pool_size = ``size`` on each target (host -> label), refused beyond the budget.
+    """SET default_pool_size = ``size`` on each target (host -> label, or (host, label) pairs: one per
+    process of a host that runs several), refused beyond the budget.
 
     ``live`` is each label's current default_pool_size. The capacity budget is the one provisioning
     uses (toolkit.domain.sizing.plan) with the inventory's pool size replaced by ``size``.
     """
     if size < 1:
         raise RunbookError(f"pgbouncer-resize-pool: --size must be at least 1, got {size}")
-    if not targets:
+    pairs = sorted(targets.items() if isinstance(targets, Mapping) else targets)
+    if not pairs:
         raise RunbookError("pgbouncer-resize-pool: no PgBouncer selected")
     try:
-        budget = size_plan(resized_topology(topology, set(targets), size)).budget
+        budget = size_plan(resized_topology(topology, {host for host, _ in pairs}, size)).budget
     except SizingError as exc:
         raise RefusedError(f"pgbouncer-resize-pool: refused, nothing changed: {exc}") from None
     used = f"{budget.pgbouncer_server_connections} of {budget.usable} usable server connections"
@@ -277,7 +282,7 @@ def plan_resize(
             {"default_pool_size": size, "was": live.get(label, "?")},
             f"within the budget: {used}",
         )
-        for _, label in sorted(targets.items())
+        for _, label in pairs
     )
     notes = (
         "a live SET lasts until the next RELOAD or restart, which reverts it to the file's value",

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from toolkit.domain.attribution import holder_text
 from toolkit.domain.errors import RefusedError
 from toolkit.domain.runbooks.base import Action, RunbookPlan
 from toolkit.domain.snapshot import Backend
@@ -111,8 +112,8 @@ def what_changed(guard: Mapping[str, object], now: Mapping[str, object] | None) 
 
 
 def _holder(owners: Mapping[int, Mapping[str, str]], b: Backend) -> str:
-    node = owners.get(b.pid, {}).get("app_node")
-    return f" held by app node {node}" if node else ""
+    text = holder_text(owners.get(b.pid, {}))
+    return f", {text}" if text else ""
 
 
 def _capped(runbook: str, actions: list[Action], scope: Scope) -> tuple[Action, ...]:
@@ -145,8 +146,17 @@ def _admitted(
     return key
 
 
-def _args(b: Backend) -> dict[str, object]:
-    return {"pid": b.pid, "user": b.usename, "database": b.datname, "application_name": b.application_name}
+def _args(b: Backend, owners: Mapping[int, Mapping[str, str]]) -> dict[str, object]:
+    args: dict[str, object] = {
+        "pid": b.pid,
+        "user": b.usename,
+        "database": b.datname,
+        "application_name": b.application_name,
+    }
+    node = owners.get(b.pid, {}).get("app_node")
+    if node:
+        args["app_node"] = node  # recorded in the audit log: whose request held it
+    return args
 
 
 def plan_terminate_idle(
@@ -187,7 +197,7 @@ def plan_terminate_idle(
             Action(
                 target,
                 "pg_terminate_backend",
-                _args(b),
+                _args(b, owners),
                 f"{b.state} for {b.state_age:.0f} s{_holder(owners, b)}",
                 guard_for(key, b.state, query=True, xact=True),
             )
@@ -226,7 +236,7 @@ def plan_cancel_long(
             Action(
                 target,
                 "pg_cancel_backend",
-                _args(b),
+                _args(b, owners),
                 f"query running for {b.query_age:.0f} s{_holder(owners, b)}: {b.query[:60]}",
                 guard_for(key, b.state, query=True, xact=False),
             )
