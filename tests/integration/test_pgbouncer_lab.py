@@ -1,4 +1,5 @@
-"""The deployed PgBouncer holds the planned values, and the app logs in through it with SCRAM."""
+"""Each PgBouncer host of the tier holds its planned values on every process, listens on its own address,
+and the app logs in through it with SCRAM."""
 
 from __future__ import annotations
 
@@ -6,52 +7,100 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import app_connection, lab_secret
+from tests.integration.conftest import DB_HOST, PGBOUNCER_HOSTS, address, app_connection, lab_secret, ssh_ok
 from toolkit.adapters.errors import TargetError
-from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
+from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, ConfigEntry
 from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS
 
+pytestmark = pytest.mark.integration
+PORT = 6432
 
-def _admin() -> AdminConsole:
+
+def _admin(host: str) -> AdminConsole:
     return AdminConsole(
-        AdminTarget("127.0.0.1", 6432, "pgbouncer_admin", lab_secret("pgbouncer_admin_password"))
+        AdminTarget(address(host), PORT, "pgbouncer_admin", lab_secret("pgbouncer_admin_password"))
     )
 
 
-def test_live_config_equals_the_plan(lab_plan: dict[str, Any]) -> None:
-    planned = lab_plan["pgbouncer"]["lab"]
-    with _admin() as console:
-        live = console.config()
-        databases = console.rows("SHOW DATABASES")
-    for name in PGBOUNCER_SIZED_SETTINGS:
-        assert int(live[name].value) == planned["settings"][name], name
-    assert live["pool_mode"].value == planned["pool_mode"]
-    assert live["listen_addr"].value == "127.0.0.1"
-    assert live["auth_type"].value == "scram-sha-256"
-    app = next(row for row in databases if row["name"] == "app")
-    assert app["pool_size"] == planned["settings"]["default_pool_size"]
+def _processes(host: str) -> int:
+    """How many pgbouncer processes run on the host (counted there, not taken from the inventory)."""
+    return int(ssh_ok(host, "pgrep -c -x pgbouncer").strip())
 
 
-def test_stats_user_reads_but_cannot_administer() -> None:
-    target = AdminTarget("127.0.0.1", 6432, "pgbouncer_stats", lab_secret("pgbouncer_stats_password"))
+def each_process(host: str) -> dict[str, tuple[dict[str, ConfigEntry], list[dict[str, Any]]]]:
+    """SHOW CONFIG and SHOW DATABASES of every process on the host, keyed by the process's logfile.
+
+    With so_reuseport the kernel hands each new connection to one process: connect until every
+    process the host runs has answered (each writes its own logfile)."""
+    wanted = _processes(host)
+    seen: dict[str, tuple[dict[str, ConfigEntry], list[dict[str, Any]]]] = {}
+    for _ in range(60):
+        with _admin(host) as console:
+            live = dict(console.config())
+            seen.setdefault(live["logfile"].value, (live, console.rows("SHOW DATABASES")))
+        if len(seen) == wanted:
+            break
+    assert len(seen) == wanted, f"{host}: {len(seen)} of {wanted} processes answered in 60 connections"
+    return seen
+
+
+@pytest.mark.parametrize("host", PGBOUNCER_HOSTS)
+def test_every_process_holds_the_planned_values(lab_plan: dict[str, Any], host: str) -> None:
+    planned = lab_plan["pgbouncer"][host]
+    processes = each_process(host)
+    assert len(processes) == planned["processes"], sorted(processes)
+    for logfile, (live, databases) in processes.items():
+        where = f"{host} {logfile}"
+        for name in PGBOUNCER_SIZED_SETTINGS:
+            assert int(live[name].value) == planned["settings"][name], (where, name)
+        assert live["pool_mode"].value == planned["pool_mode"], where
+        assert live["listen_addr"].value == address(host), where
+        assert live["auth_type"].value == "scram-sha-256", where
+        app = next(row for row in databases if row["name"] == "app")
+        assert app["pool_size"] == planned["settings"]["default_pool_size"], where
+        assert app["host"] == address(DB_HOST), where
+
+
+def test_pgb2_processes_share_the_port_as_numbered_peers() -> None:
+    processes = each_process("pgb2")
+    assert sorted(live["peer_id"].value for live, _ in processes.values()) == ["1", "2"]
+    assert {live["so_reuseport"].value for live, _ in processes.values()} == {"1"}
+
+
+@pytest.mark.parametrize("host", PGBOUNCER_HOSTS)
+def test_pgbouncer_listens_on_its_host_address_only(host: str) -> None:
+    listening = ssh_ok(host, f"ss -Hltn 'sport = :{PORT}'").split("\n")
+    local = {line.split()[3] for line in listening if line.strip()}
+    assert local == {f"{address(host)}:{PORT}"}, (host, local)
+
+
+@pytest.mark.parametrize("host", PGBOUNCER_HOSTS)
+def test_stats_user_reads_but_cannot_administer(host: str) -> None:
+    target = AdminTarget(address(host), PORT, "pgbouncer_stats", lab_secret("pgbouncer_stats_password"))
     with AdminConsole(target) as console:
         assert console.rows("SHOW POOLS")
         with pytest.raises(TargetError, match=r"admin access needed|not allowed|permission"):
             console.command("RELOAD")
 
 
-def test_app_logs_in_through_pgbouncer_with_the_servers_scram_verifier() -> None:
+@pytest.mark.parametrize("host", PGBOUNCER_HOSTS)
+def test_app_logs_in_through_each_pgbouncer_with_the_servers_scram_verifier(host: str) -> None:
     # PgBouncer can log into PostgreSQL with a SCRAM secret only if it is identical to the server's.
-    with app_connection() as conn:
-        assert conn.execute("SELECT current_user").fetchone() == ("app",)
-        assert conn.execute("SHOW password_encryption").fetchone() == ("scram-sha-256",)
+    for _ in range(4):  # on pgb2 the connections spread over both processes
+        with app_connection(pgbouncer=host) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("app",)
+            assert conn.execute("SHOW password_encryption").fetchone() == ("scram-sha-256",)
+            # PostgreSQL sees the client as the PgBouncer host, not as this machine.
+            row = conn.execute("SELECT host(inet_client_addr())").fetchone()
+            assert row == (address(host),)
 
 
-def test_wrong_password_is_reported_as_authentication() -> None:
+@pytest.mark.parametrize("host", PGBOUNCER_HOSTS)
+def test_wrong_password_is_reported_as_authentication(host: str) -> None:
     with pytest.raises(TargetError) as err:
-        AdminConsole(AdminTarget("127.0.0.1", 6432, "pgbouncer_admin", "wrong-password"))
-    assert str(err.value) == (
-        "pgbouncer@127.0.0.1:6432: authentication failed during connecting; "
-        "check the user and password in the inventory"
+        AdminConsole(AdminTarget(address(host), PORT, "pgbouncer_admin", "wrong-password"))
+    assert str(err.value).startswith(f"pgbouncer@{address(host)}:{PORT}"), str(err.value)
+    assert str(err.value).endswith(
+        ": authentication failed during connecting; check the user and password in the inventory"
     )
     assert "wrong-password" not in str(err.value)
