@@ -83,7 +83,16 @@ MIN_ENV_SECRET = 4
 
 @functools.lru_cache(maxsize=1)
 def _masking() -> Any:
-    """The module toolkit/domain/secrets.py, loaded from its file (never from the app's sys.path)."""
+    """The module toolkit/domain/secrets.py, loaded from its file (never from the app's sys.path).
+
+    Run on another host over SSH, the probe has no toolkit beside it: the caller passes that
+    module's source in the global ``TOOLKIT_MASKING_SOURCE`` (toolkit/adapters/django_settings.py).
+    """
+    source = globals().get("TOOLKIT_MASKING_SOURCE")
+    if isinstance(source, str):
+        module = type(sys)("toolkit_probe_masking")
+        exec(compile(source, "toolkit/domain/secrets.py", "exec"), module.__dict__)  # noqa: S102
+        return module
     spec = importlib.util.spec_from_file_location("toolkit_probe_masking", MASKING)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load the masking rules from {MASKING}")

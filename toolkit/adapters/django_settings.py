@@ -5,6 +5,11 @@ standalone script ``django_probe.py`` (standard library and Django only) runs in
 the app's Python and PYTHONPATH, under a time limit, and prints one JSON document that
 :meth:`DjangoProfile.from_dict` parses. Every failure becomes one :class:`InventoryError` (exit 65)
 naming the settings module, what went wrong and what to try.
+
+A node on another host is read there (:func:`load_remote_profile`): ``ssh`` with the inventory's
+connection variables (toolkit/adapters/ssh.py) runs the node's interpreter, as
+``django_settings_user`` through ``sudo -n`` where set, and the probe, its masking rules and the
+settings' environment go on stdin. A failure to reach the host is one TargetError line.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from toolkit.adapters import ssh
+from toolkit.adapters.errors import TargetError
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.django_nodes import DjangoSource
 from toolkit.domain.errors import InventoryError
 from toolkit.domain.snapshot import TargetStatus
 
 PROBE = Path(__file__).with_name("django_probe.py")
+MASKING = Path(__file__).parent.parent / "domain" / "secrets.py"
 OPTION = "--django-settings"
 
 
@@ -77,6 +85,17 @@ def load_profile(
             "pass the app's Python (its virtualenv's bin/python)",
             node,
         ) from None
+    return _parse(done, settings_module, pythonpath, interpreter, node)
+
+
+def _parse(
+    done: subprocess.CompletedProcess[str],
+    settings_module: str,
+    pythonpath: str,
+    interpreter: str,
+    node: str | None,
+) -> DjangoProfile:
+    """The profile the probe printed, or one InventoryError from its one-line stderr."""
     if done.returncode != 0:
         detail = _last_line(done.stderr) or f"the probe exited with status {done.returncode}"
         hint = (
@@ -96,10 +115,72 @@ def load_profile(
         ) from None
 
 
+# The script sent on stdin to the node's interpreter: it sets the environment and the import path
+# from the JSON document embedded in it, then runs the probe with the masking rules' source (the
+# node has no toolkit). Nothing of it is in the command line, so no secret shows in ``ps``.
+_BOOTSTRAP = """\
+import json, os, sys
+_cfg = json.loads({config!r})
+os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+os.environ.update(_cfg["env"])
+os.environ["PYTHONPATH"] = os.pathsep.join(_cfg["pythonpath"])
+if sys.path and sys.path[0] in ("", "."):
+    del sys.path[0]
+sys.path[0:0] = _cfg["pythonpath"]
+_g = {{"__name__": "toolkit_django_probe", "__file__": "/toolkit/adapters/django_probe.py",
+      "TOOLKIT_MASKING_SOURCE": _cfg["masking"]}}
+exec(compile(_cfg["probe"], "django_probe.py", "exec"), _g)
+sys.exit(_g["main"](["django_probe.py", _cfg["module"]]))
+"""
+REMOTE_PYTHON = "python3"  # a node without django_python: the host's own Python
+
+
+def remote_script(settings_module: str, pythonpath: str, extra_env: Mapping[str, str]) -> str:
+    """The program the node's interpreter reads on stdin: the probe, its masking rules, the environment."""
+    config = json.dumps(
+        {
+            "module": settings_module,
+            "pythonpath": [p for p in pythonpath.split(":") if p],
+            "env": dict(extra_env),
+            "probe": PROBE.read_text(encoding="utf-8"),
+            "masking": MASKING.read_text(encoding="utf-8"),
+        }
+    )
+    return _BOOTSTRAP.format(config=config)
+
+
+def remote_command(python: str | None, user: str | None) -> list[str]:
+    """The command line run on the node: its interpreter reading the program from stdin, as ``user``.
+
+    >>> remote_command("/venv/bin/python", "app")
+    ['sudo', '-n', '-u', 'app', '--', '/venv/bin/python', '-']
+    >>> remote_command(None, None)
+    ['python3', '-']
+    """
+    command = [python or REMOTE_PYTHON, "-"]
+    return ["sudo", "-n", "-u", user, "--", *command] if user else command
+
+
+def load_remote_profile(src: DjangoSource, target: ssh.SshTarget, timeout: float) -> DjangoProfile:
+    """Import ``src``'s settings on its node over SSH; raise TargetError (SSH) or InventoryError (probe)."""
+    done = ssh.run(
+        target,
+        remote_command(src.python, src.user),
+        remote_script(src.settings_module, src.pythonpath, dict(src.env)),
+        timeout,
+        "reading the Django settings",
+    )
+    return _parse(done, src.settings_module, src.pythonpath, src.python or REMOTE_PYTHON, src.node)
+
+
 def load_nodes(
-    sources: Sequence[DjangoSource], timeout: float = 30
+    sources: Sequence[DjangoSource],
+    timeout: float = 30,
+    remote: Mapping[str, ssh.SshTarget] | None = None,
 ) -> tuple[dict[str, DjangoProfile], list[TargetStatus]]:
     """Read every node's settings concurrently: the profiles by node, and one status per node.
+
+    A node in ``remote`` is read on that host over SSH; the others here, with a local interpreter.
 
     A node whose settings cannot be read is reported in its status (doctor shows it as a target it
     could not read) instead of stopping the run: doctor often runs on a host without the app.
@@ -111,13 +192,20 @@ def load_nodes(
         started = time.monotonic()
         name = f"django:{src.node}"
         where = f"{src.node}:{src.settings_module}"
+        target = (remote or {}).get(src.node)
         try:
-            profile = load_profile(
-                src.settings_module, src.pythonpath, src.python, timeout, dict(src.env), src.node
-            )
+            if target is None:
+                profile = load_profile(
+                    src.settings_module, src.pythonpath, src.python, timeout, dict(src.env), src.node
+                )
+            else:
+                profile = load_remote_profile(src, target, timeout)
         except InventoryError as exc:
             elapsed = time.monotonic() - started
             return None, TargetStatus(name, "django", where, False, elapsed, "error", exc.why)
+        except TargetError as exc:
+            elapsed = time.monotonic() - started
+            return None, TargetStatus(name, "django", where, False, elapsed, exc.cause, str(exc))
         elapsed = time.monotonic() - started
         return profile, TargetStatus(name, "django", where, True, elapsed)
 

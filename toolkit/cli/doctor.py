@@ -106,7 +106,7 @@ def doctor_command(
         offline=offline,
     )
     if profile is None:
-        snap = _read_nodes(snap, data.hostvars, timeout)
+        snap = _read_nodes(snap, data.hostvars, data.source, timeout)
     snap = replace(snap, acknowledged_cves=acknowledged, redis_app_rules=rules)
     findings = run_checks(snap, only)
     status = worst(findings)
@@ -139,14 +139,27 @@ def _django(settings: str | None, pythonpath: str | None, python: str | None) ->
     return load_profile(settings, pythonpath, python)
 
 
-def _read_nodes(snap: Snapshot, hostvars: Mapping[str, Mapping[str, Any]], timeout: float) -> Snapshot:
-    """Add each app node's settings, where the inventory says how to import them."""
+def _read_nodes(
+    snap: Snapshot, hostvars: Mapping[str, Mapping[str, Any]], source: str, timeout: float
+) -> Snapshot:
+    """Add each app node's settings, where the inventory says how to import them.
+
+    A node on another host is read there over SSH; one on this machine (``ansible_connection:
+    local`` or a loopback address) with a local interpreter.
+    """
     sources = django_sources([n.name for n in snap.topology.app_nodes], hostvars)
     if not sources:
         return snap
+    from toolkit.adapters import ssh  # noqa: PLC0415 - only when asked
     from toolkit.adapters.django_settings import load_nodes  # noqa: PLC0415 - only when asked
 
+    base = ssh.inventory_dir(source)
+    remote = {
+        s.node: ssh.ssh_target(s.node, hostvars.get(s.node, {}), base)
+        for s in sources
+        if not ssh.is_local(s.node, hostvars.get(s.node, {}))
+    }
     # Importing settings starts an interpreter and Django: allow more than a network round trip.
-    profiles, statuses = load_nodes(sources, max(timeout, 10.0))
+    profiles, statuses = load_nodes(sources, max(timeout, 10.0), remote)
     first = next(iter(profiles.values()), None)
     return replace(snap, django_nodes=profiles, django=first, targets=(*snap.targets, *statuses))

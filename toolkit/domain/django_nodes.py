@@ -14,7 +14,13 @@ from typing import Any
 
 from toolkit.domain.errors import InventoryError
 
-SETTINGS_KEYS = ("django_settings_module", "django_pythonpath", "django_python", "django_settings_env")
+SETTINGS_KEYS = (
+    "django_settings_module",
+    "django_pythonpath",
+    "django_python",
+    "django_settings_env",
+    "django_settings_user",
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class DjangoSource:
     pythonpath: str
     python: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    user: str | None = None  # who imports them on the node over SSH (sudo -n -u); None: the SSH user
 
 
 def _text(node: str, key: str, value: Any) -> str:
@@ -73,6 +80,7 @@ def django_sources(nodes: list[str], hostvars: Mapping[str, Mapping[str, Any]]) 
         if hv.get("django_settings_module") is None:
             continue
         python = hv.get("django_python")
+        user = hv.get("django_settings_user")
         out.append(
             DjangoSource(
                 node=node,
@@ -80,6 +88,7 @@ def django_sources(nodes: list[str], hostvars: Mapping[str, Mapping[str, Any]]) 
                 pythonpath=_text(node, "django_pythonpath", hv.get("django_pythonpath")),
                 python=None if python is None else _text(node, "django_python", python),
                 env=_env(node, hv.get("django_settings_env")),
+                user=None if user is None else _text(node, "django_settings_user", user),
             )
         )
     return tuple(out)
