@@ -3,6 +3,9 @@
 
     python3 lab/fleet.py up                 build missing images, boot every host, wait until each runs
     python3 lab/fleet.py down [--purge]     power every host off, remove namespaces, veths, bridge, mounts
+    python3 lab/fleet.py up --scratch mol12:bookworm,mol13:trixie [--fresh]
+    python3 lab/fleet.py down --scratch mol12,mol13
+                                            scratch hosts for Molecule, apart from the lab's (fleet_scratch)
     python3 lab/fleet.py status             one line per host
     python3 lab/fleet.py ssh NAME -- CMD    run CMD on a host as the lab's SSH user
 
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fleet_host as fh
 import fleet_image as fi
+import fleet_scratch as fs
 from fleet_preflight import preflight
 from fleet_spec import Fleet, FleetError, Host, classify, parse_fleet
 from fleet_ssh import SshSetup, wait_running
@@ -100,6 +104,7 @@ def up(fleet: Fleet, state: Path) -> int:
             booted.append(host)
         ssh.write_config({h.name: fh.host_keys(fh.host_dir(state, h) / "root") for h in fleet.hosts})
         in_use = [(fh.host_dir(state, h) / "image").read_text().strip() for h in fleet.hosts]
+        in_use += [p.read_text().strip() for p in (state / "hosts").glob("*/image")]  # scratch hosts' too
         fi.prune(state, [p.name for p in images.values()], in_use, sys.stdout)
         wait_running(ssh, fleet.hosts, lambda h: fh.nspawn_pid(state, h), state, BOOT_TIMEOUT)
     print(
@@ -113,7 +118,12 @@ def down(fleet: Fleet, state: Path, purge: bool) -> int:
     started = time.monotonic()
     preflight(fleet, state, CHECKOUT, for_down=True)
     with locked(state):
-        killed = fh.power_off(state, list(fleet.hosts), 60)
+        scratch = list(fs.recorded(state))  # on the bridge that goes: they go first, disks and all
+        killed = fs.take_apart(state, scratch)
+        if scratch:
+            fs.write_access(CHECKOUT, fleet, state)
+            print(f"fleet: scratch hosts taken apart: {', '.join(h.name for h in scratch)}", flush=True)
+        killed += fh.power_off(state, list(fleet.hosts), 60)
         for host in fleet.hosts:
             fh.teardown(state, host)
             if purge:
@@ -158,9 +168,12 @@ def status(fleet: Fleet, state: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleet", description=__doc__.splitlines()[0] if __doc__ else "")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="build missing images and boot every host")
+    up_p = sub.add_parser("up", help="build missing images and boot every host")
+    up_p.add_argument("--scratch", metavar="NAME:RELEASE,...", help="boot these scratch hosts, not the lab")
+    up_p.add_argument("--fresh", action="store_true", help="with --scratch: a new empty disk for each")
     down_p = sub.add_parser("down", help="power every host off and remove what up made")
     down_p.add_argument("--purge", action="store_true", help="also remove the hosts' disks")
+    down_p.add_argument("--scratch", metavar="NAME,...", help="take these scratch hosts apart, not the lab")
     sub.add_parser("status", help="one line per host")
     ssh_p = sub.add_parser("ssh", help="run a command on a host: ssh NAME -- CMD")
     ssh_p.add_argument("name")
@@ -172,8 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fleet = load_fleet()
         state = state_dir()
+        if args.command == "up" and args.scratch is not None:
+            return fs.up(fleet, args.scratch, args.fresh, state, CHECKOUT, locked)
         if args.command == "up":
+            if args.fresh:
+                raise FleetError("fleet: --fresh is for scratch hosts only (up --scratch ... --fresh)", 64)
             return up(fleet, state)
+        if args.command == "down" and args.scratch is not None:
+            return fs.down(fleet, args.scratch, state, CHECKOUT, locked)
         if args.command == "down":
             return down(fleet, state, args.purge)
         if args.command == "status":

@@ -58,6 +58,8 @@ class Network:
 class Fleet:
     network: Network
     hosts: tuple[Host, ...]
+    # Offset in the subnet of the first scratch host (`up --scratch`): beyond every lab host's.
+    scratch_first: int = 20
 
     def host(self, name: str) -> Host:
         for host in self.hosts:
@@ -111,6 +113,13 @@ def parse_fleet(data: Mapping[str, Any], source: str) -> Fleet:
     if not re.fullmatch(r"[a-z][a-z0-9]{0,14}", bridge):
         raise FleetError(f"fleet: {source}: bridge name {bridge!r} is not a short lower-case name", 65)
     addresses = allocate(subnet, controller, first, len(entries))
+    scratch_first = int((data.get("scratch") or {}).get("first_host", first + len(entries)))
+    if scratch_first < first + len(entries):
+        raise FleetError(
+            f"fleet: {source}: [scratch] first_host {scratch_first} overlaps the lab hosts "
+            f"(offsets {first}..{first + len(entries) - 1}); raise it",
+            65,
+        )
     hosts: list[Host] = []
     seen: set[str] = set()
     for entry, address in zip(entries, addresses, strict=True):
@@ -126,7 +135,56 @@ def parse_fleet(data: Mapping[str, Any], source: str) -> Fleet:
             )
         seen.add(name)
         hosts.append(Host(name, release, address, str(entry.get("purpose", ""))))
-    return Fleet(Network(bridge, subnet, controller), tuple(hosts))
+    return Fleet(Network(bridge, subnet, controller), tuple(hosts), scratch_first)
+
+
+def parse_scratch(spec: str, fleet: Fleet, need_release: bool = True) -> tuple[Host, ...]:
+    """Scratch hosts from `NAME:RELEASE,...` (`NAME` alone is enough to take one down): addresses follow
+    the order given from the fleet's scratch offset, names must not be the lab's (usage error, 64).
+
+    >>> lab = Fleet(Network("tklab0", ipaddress.IPv4Network("198.18.0.0/24"),
+    ...                     ipaddress.IPv4Address("198.18.0.1")), (), 20)
+    >>> [(h.name, h.release, str(h.address)) for h in parse_scratch("mol12:bookworm,mol13:trixie", lab)]
+    [('mol12', 'bookworm', '198.18.0.20'), ('mol13', 'trixie', '198.18.0.21')]
+    """
+    entries = [part.strip() for part in spec.split(",") if part.strip()]
+    if not entries:
+        raise FleetError("fleet: --scratch needs NAME:RELEASE[,NAME:RELEASE...], e.g. mol12:bookworm", 64)
+    net = fleet.network
+    addresses = allocate(net.subnet, net.controller, fleet.scratch_first, len(entries))
+    lab = {h.name for h in fleet.hosts}
+    hosts: list[Host] = []
+    for entry, address in zip(entries, addresses, strict=True):
+        name, _, release = entry.partition(":")
+        if not NAME_RE.match(name):
+            raise FleetError(f"fleet: scratch host name {name!r} must match {NAME_RE.pattern}", 64)
+        if name in lab:
+            raise FleetError(f"fleet: {name} is a lab host; a scratch host needs a name of its own", 64)
+        if name in {h.name for h in hosts}:
+            raise FleetError(f"fleet: scratch host {name!r} is listed twice", 64)
+        if release not in RELEASES and (need_release or release):
+            raise FleetError(
+                f"fleet: scratch host {name}: release {release!r} is not one of {', '.join(RELEASES)}; "
+                f"write {name}:bookworm or {name}:trixie",
+                64,
+            )
+        hosts.append(Host(name, release, address, "scratch"))
+    return tuple(hosts)
+
+
+def scratch_conflicts(wanted: Sequence[Host], live: Mapping[str, str]) -> list[str]:
+    """Scratch hosts that would take an address another live scratch host (name -> address) holds.
+
+    >>> h = Host("mol12", "bookworm", ipaddress.IPv4Address("198.18.0.20"), "scratch")
+    >>> scratch_conflicts([h], {"other": "198.18.0.20", "mol12": "198.18.0.20"})
+    ['mol12 wants 198.18.0.20, which scratch host other holds']
+    """
+    out = []
+    for host in wanted:
+        for name, address in sorted(live.items()):
+            if name != host.name and address == str(host.address):
+                out.append(f"{host.name} wants {address}, which scratch host {name} holds")
+    return out
 
 
 def recipe_hash(recipe: Mapping[str, Any]) -> str:

@@ -24,6 +24,9 @@ USER = "ops"
 class SshSetup:
     directory: Path
     fleet: Fleet
+    # "scratch_" for the scratch hosts (lab/fleet_scratch.py): their own ssh_config and known_hosts,
+    # the same key and user as the lab's.
+    prefix: str = ""
 
     @classmethod
     def for_checkout(cls, checkout: Path, fleet: Fleet) -> SshSetup:
@@ -35,11 +38,11 @@ class SshSetup:
 
     @property
     def config(self) -> Path:
-        return self.directory / "ssh_config"
+        return self.directory / f"{self.prefix}ssh_config"
 
     @property
     def known_hosts(self) -> Path:
-        return self.directory / "known_hosts"
+        return self.directory / f"{self.prefix}known_hosts"
 
     def ensure_key(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -58,7 +61,8 @@ class SshSetup:
         """ssh_config for every host, and known_hosts from the keys up put on each host's disk: exact,
         so a host whose disk was remade never trips a stale entry."""
         blocks = [
-            "# Written by lab/fleet.py up. Use: ssh -F .lab/fleet/ssh_config db1",
+            f"# Written by lab/fleet.py up. Use: ssh -F .lab/fleet/{self.config.name} "
+            + (self.fleet.hosts[0].name if self.fleet.hosts else "NAME"),
         ]
         for host in self.fleet.hosts:
             blocks.append(f"Host {host.name}\n  HostName {host.address}")
