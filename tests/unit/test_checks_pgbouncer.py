@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.unit import snapshots as s
 from tests.unit.snapshots import C, Case, U, W
+from tests.unit.test_checks_pgbouncer_peers import PEERS_CASES
 from toolkit.domain.checks import pgbouncer
 from toolkit.domain.findings import Severity
 
@@ -246,7 +247,7 @@ def test_pgbouncer_case(case: Case) -> None:
 
 
 def test_every_id_has_a_reporting_and_a_quiet_case() -> None:
-    assert s.uncovered(pgbouncer.CATALOG, CASES) == []
+    assert s.uncovered(pgbouncer.CATALOG, CASES + PEERS_CASES) == []
 
 
 def test_a_healthy_pgbouncer_has_no_finding() -> None:

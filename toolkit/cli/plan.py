@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ import typer
 from toolkit.adapters.inventory import Vault
 from toolkit.cli.context import load_context
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, VaultPasswordFileOption
+from toolkit.domain.checks.pgbouncer_peers import plan_notes
 from toolkit.domain.errors import SizingError
 from toolkit.domain.plan import PLAN_SCHEMA
 from toolkit.domain.sizing_fixes import smallest_changes
@@ -34,6 +36,8 @@ def plan_command(
     if ctx.plan_error is not None:
         _refuse(ctx.plan_error, smallest_changes(ctx.topology), json_out=output is PlanFormat.json)
     result = ctx.require_plan()
+    minimum = {h: str(v.get("pgbouncer_minimum_version") or "") for h, v in ctx.data.hostvars.items()}
+    result = replace(result, warnings=(*result.warnings, *plan_notes(ctx.topology, minimum)))
     if output is PlanFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from toolkit.domain import versions
+from toolkit.domain.checks import pgbouncer_peers
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS
@@ -24,6 +25,7 @@ CATALOG = (
     CheckInfo(_P + "max_client_conn_near_limit", "client connections approach max_client_conn"),
     CheckInfo(_P + "config_drift", "live settings differ from the plan", "pgbouncer-reload"),
     CheckInfo(_P + "version_outdated", "PgBouncer is older than the security floor"),
+    *pgbouncer_peers.CATALOG,
 )
 
 WAIT_WARNING_S = 1.0  # a client waited this long for a server connection
@@ -48,7 +50,7 @@ def run(snap: Snapshot) -> list[Finding]:
         if state.host in planned:
             out += _drift(state, planned[state.host])
         out += _version(state, snap.acknowledged_cves.get(state.host, frozenset()))
-    return out
+    return out + pgbouncer_peers.run(snap)
 
 
 def _holders(state: PgBouncerState, database: str, user: str) -> list[str]:
