@@ -86,6 +86,7 @@ class RedisPlan:
     maxmemory_reason: str
     maxmemory_policy: str
     policy_reason: str
+    nofile: Sized
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,9 @@ class Plan:
                         "maxclients": r.maxclients.reason,
                         "maxmemory": r.maxmemory_reason,
                         "maxmemory-policy": r.policy_reason,
+                        "nofile": r.nofile.reason,
                     },
+                    "nofile": r.nofile.value,
                 }
                 for r in self.redis
             },

@@ -51,6 +51,10 @@ PGBOUNCER_DEFAULT_MAX_CLIENT_CONN = 100
 # File descriptors a PgBouncer process needs beyond clients and servers: listen and unix sockets, log.
 PGBOUNCER_FD_SLACK = 64
 REDIS_DEFAULT_MAXCLIENTS = 10000
+# Redis keeps 32 descriptors beyond maxclients for itself (CONFIG_MIN_RESERVED_FDS in its server.h: the
+# listening sockets, the log, persistence and replication files) and lowers maxclients when the open-files
+# limit cannot hold both.
+REDIS_RESERVED_FDS = 32
 
 
 def plan(topology: Topology) -> Plan:
@@ -366,4 +370,11 @@ def _size_redis(host: RedisHost, nodes: Iterable[AppNode]) -> RedisPlan:
         policy, why = "allkeys-lru", "a cache evicts the least recently used key when full"
     else:
         policy, why = "noeviction", "a broker must never drop a queued message"
-    return RedisPlan(host.name, host.profile.value, demand, maxclients, maxmemory, mem_reason, policy, why)
+    nofile = Sized(
+        max(1024, maxclients.value + REDIS_RESERVED_FDS),
+        f"maxclients {maxclients.value} + the {REDIS_RESERVED_FDS} descriptors Redis keeps for itself, "
+        "at least 1024",
+    )
+    return RedisPlan(
+        host.name, host.profile.value, demand, maxclients, maxmemory, mem_reason, policy, why, nofile
+    )
