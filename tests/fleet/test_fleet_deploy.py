@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -216,11 +217,27 @@ def test_pgb2_runs_two_processes_that_are_peers(deployed: None, ssh: Ssh) -> Non
     assert ssh("pgb1", "sudo -n grep -c peer /etc/pgbouncer/pgbouncer.restart.ini").stdout.strip() == "0"
 
 
-def test_every_cancel_through_pgb2_lands(deployed: None) -> None:
-    """so_reuseport sends the cancel request's own connection to either process; peers forward it."""
-    tries, landed = 20, 0
-    with psycopg.connect(
-        host=PGBOUNCERS["pgb2"],
+CANCEL_LOGS = {"pgb1": {1: "pgbouncer.log"}, "pgb2": {1: "pgbouncer.log", 2: "pgbouncer-2.log"}}
+
+
+def log_sizes(ssh: Ssh, host: str) -> dict[int, int]:
+    files = " ".join(f"/var/log/postgresql/{f}" for f in CANCEL_LOGS[host].values())
+    sizes = ssh(host, f"sudo -n stat -c %s {files}").stdout.split()
+    return {p: int(n) for p, n in zip(CANCEL_LOGS[host], sizes, strict=True)}
+
+
+def cancel_lines(ssh: Ssh, host: str, since: dict[int, int]) -> dict[int, list[str]]:
+    """Each process's log lines about cancel requests written since `since` (byte offsets)."""
+    out = {}
+    for process, name in CANCEL_LOGS[host].items():
+        text = ssh(host, f"sudo -n tail -c +{since[process] + 1} /var/log/postgresql/{name}").stdout
+        out[process] = [line for line in text.splitlines() if "cancel request" in line]
+    return out
+
+
+def app_conn(addr: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=addr,
         port=6432,
         dbname="app",
         user="app",
@@ -228,19 +245,99 @@ def test_every_cancel_through_pgb2_lands(deployed: None) -> None:
         connect_timeout=5,
         sslmode="disable",
         autocommit=True,
-    ) as conn:
-        for _ in range(tries):
-            timer = threading.Timer(0.3, conn.cancel_safe)
-            timer.start()
-            started = time.monotonic()
-            try:
-                conn.execute("SELECT pg_sleep(4)")
-            except psycopg.errors.QueryCanceled:
-                landed += 1
-            finally:
-                timer.join()
-            assert time.monotonic() - started < 10
+    )
+
+
+def process_of(conn: psycopg.Connection[Any], admins: dict[int, psycopg.Connection[Any]]) -> int:
+    """The peer_id of the PgBouncer process serving this client connection (SHOW CLIENTS, by its port)."""
+    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+        port = sock.getsockname()[1]
+    for process, adm in admins.items():
+        if any(int(c["port"]) == port and c["addr"] == CONTROLLER for c in rows(adm, "SHOW CLIENTS")):
+            return process
+    raise AssertionError(f"no PgBouncer process lists the client on port {port}")
+
+
+def admins_per_process(addr: str, processes: int) -> dict[int, psycopg.Connection[Any]]:
+    found: dict[int, psycopg.Connection[Any]] = {}
+    for _ in range(40):
+        conn = admin(addr)
+        config = {r["key"]: r["value"] for r in rows(conn, "SHOW CONFIG")}
+        process = int(config.get("peer_id") or 1)
+        if process in found:
+            conn.close()
+        else:
+            found[process] = conn
+        if len(found) == processes:
+            return found
+    raise AssertionError(f"40 admin connections to {addr} reached only processes {sorted(found)}")
+
+
+def cancel_many(conn: psycopg.Connection[Any], tries: int) -> int:
+    """Cancel a 5 s query `tries` times, each through a new connection (so_reuseport picks its process)."""
+    landed = 0
+    for _ in range(tries):
+        timer = threading.Timer(0.3, conn.cancel_safe)
+        timer.start()
+        started = time.monotonic()
+        try:
+            conn.execute("SELECT pg_sleep(5)")
+        except psycopg.errors.QueryCanceled:
+            landed += 1
+        finally:
+            timer.join()
+        assert time.monotonic() - started < 10
+    return landed
+
+
+def test_every_cancel_through_pgb2_lands(deployed: None, ssh: Ssh) -> None:
+    """so_reuseport hands each cancel request's own connection to either process; peers forward the
+    ones that reach the process not serving the query. A query runs on each process in turn."""
+    tries = 20
+    admins = admins_per_process(PGBOUNCERS["pgb2"], 2)
+    conns: dict[int, psycopg.Connection[Any]] = {}
+    spare: list[psycopg.Connection[Any]] = []
+    try:
+        for _ in range(30):
+            conn = app_conn(PGBOUNCERS["pgb2"])
+            process = process_of(conn, admins)
+            if process in conns:
+                spare.append(conn)
+            else:
+                conns[process] = conn
+            if len(conns) == 2:
+                break
+        assert sorted(conns) == [1, 2], "30 client connections reached only one of pgb2's processes"
+        since = log_sizes(ssh, "pgb2")
+        landed = {process: cancel_many(conn, tries) for process, conn in sorted(conns.items())}
+        lines = cancel_lines(ssh, "pgb2", since)
+    finally:
+        for c in [*conns.values(), *spare, *admins.values()]:
+            c.close()
+    assert landed == {1: tries, 2: tries}, f"cancels that landed, per process running the query: {landed}"
+    # Every cancel from here reached one of the processes: handled there (app/...) or forwarded to the
+    # peer that runs the query (peer-N@...). Both processes received some, and both forwarded some.
+    received = {p: [x for x in ls if f"@{CONTROLLER}:" in x] for p, ls in lines.items()}
+    forwarded = {p: sum("peer-" in x for x in ls) for p, ls in received.items()}
+    print(
+        f"pgb2 cancels received per process { ({p: len(v) for p, v in received.items()}) }, "
+        f"forwarded to the peer {forwarded}"
+    )
+    assert sum(len(v) for v in received.values()) == 2 * tries, lines
+    assert all(received.values()) and all(forwarded.values()), (received, forwarded)
+    assert not [x for ls in lines.values() for x in ls if "failed cancel request" in x], lines
+
+
+def test_every_cancel_through_pgb1_lands(deployed: None, ssh: Ssh) -> None:
+    """pgb1 (1.18) runs one process without peers: every cancel reaches the process running the query."""
+    tries = 20
+    since = log_sizes(ssh, "pgb1")
+    with app_conn(PGBOUNCERS["pgb1"]) as conn:
+        landed = cancel_many(conn, tries)
+    lines = cancel_lines(ssh, "pgb1", since)[1]
     assert landed == tries, f"{tries - landed} of {tries} cancel requests were lost"
+    received = [x for x in lines if f"@{CONTROLLER}:" in x]
+    assert len(received) == tries and not [x for x in lines if "failed" in x or "peer-" in x], lines
 
 
 def test_both_app_nodes_serve_requests_through_the_pgbouncer_tier(deployed: None) -> None:
