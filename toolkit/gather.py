@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toolkit.adapters import pgbouncer, postgres, redis_state
@@ -32,11 +32,11 @@ class _Slot:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def _reader(endpoint: Endpoint, secrets: Secrets, timeout: float) -> Callable[[], Any]:
+def _reader(endpoint: Endpoint, secrets: Secrets, timeout: float, process: int = 0) -> Callable[[], Any]:
     password = secrets.password(endpoint.kind)
     if endpoint.kind == "pgbouncer":
         admin = pgbouncer.AdminTarget(
-            endpoint.address, endpoint.port, endpoint.user, password or "", endpoint.name
+            endpoint.address, endpoint.port, endpoint.user, password or "", endpoint.name, process
         )
         return lambda: pgbouncer.read_state(admin, timeout)
     if endpoint.kind == "postgres":
@@ -51,13 +51,30 @@ def _reader(endpoint: Endpoint, secrets: Secrets, timeout: float) -> Callable[[]
 
 
 def read_all(
-    endpoints: Sequence[Endpoint], secrets: Secrets, timeout: float
+    endpoints: Sequence[Endpoint],
+    secrets: Secrets,
+    timeout: float,
+    processes: Mapping[str, int] | None = None,
 ) -> tuple[list[TargetStatus], list[Any]]:
-    """Read every endpoint concurrently; return each one's status and the states that were read."""
+    """Read every endpoint concurrently; return each one's status and the states that were read.
+
+    With ``processes`` (PgBouncer host -> processes sharing its port), each process of a host that
+    runs several is read on its own: its admin session reconnects until the kernel hands it that
+    process (toolkit/adapters/pgbouncer.py), and its status's address ends in ``process N``.
+    """
+    jobs = [
+        (endpoint, n)
+        for endpoint in endpoints
+        for n in (
+            range(1, processes.get(endpoint.name, 1) + 1)
+            if processes and endpoint.kind == "pgbouncer" and processes.get(endpoint.name, 1) > 1
+            else (0,)
+        )
+    ]
     slots: list[_Slot] = []
-    for endpoint in endpoints:
+    for endpoint, process in jobs:
         slot = _Slot()
-        read = _reader(endpoint, secrets, timeout)
+        read = _reader(endpoint, secrets, timeout, process)
 
         def work(read: Callable[[], Any] = read, slot: _Slot = slot) -> None:
             start = time.monotonic()
@@ -75,9 +92,12 @@ def read_all(
     deadline = time.monotonic() + timeout + 0.5
     statuses: list[TargetStatus] = []
     states: list[Any] = []
-    for endpoint, slot in zip(endpoints, slots, strict=True):
+    for (endpoint, process), slot in zip(jobs, slots, strict=True):
         finished = slot.done.wait(max(0.0, deadline - time.monotonic()))
-        statuses.append(_status(endpoint, slot, finished, timeout))
+        status = _status(endpoint, slot, finished, timeout)
+        if process:
+            status = replace(status, address=f"{status.address} process {process}")
+        statuses.append(status)
         if finished and slot.error is None:
             states.append(slot.result)
     return statuses, states

@@ -1,9 +1,9 @@
-"""``toolkit watch``: every pool of every PgBouncer, refreshed each second until Ctrl-C."""
+"""``toolkit watch``: every pool of every PgBouncer process, refreshed each second until Ctrl-C."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 import typer
@@ -17,22 +17,41 @@ from toolkit.cli.context import load_context
 from toolkit.cli.numbers import count as whole
 from toolkit.cli.numbers import seconds
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
+from toolkit.domain.runbooks.processes import process_number
 from toolkit.domain.snapshot import PgBouncerState, TargetStatus
 
 COLUMNS = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "maxwait")
 
 
-def pools_table(statuses: Sequence[TargetStatus], states: Sequence[PgBouncerState]) -> Table:
-    """One row per pool per PgBouncer, fleet totals last; unreachable targets say why."""
+def _name(state: PgBouncerState, processes: Mapping[str, int]) -> str:
+    """``pgb1``, or ``pgb2 p2`` for one process of a host that runs several on one port."""
+    if processes.get(state.host, 1) <= 1:
+        return state.host
+    number = process_number(state.config)
+    return f"{state.host} p{number}" if number else f"{state.host} p?"
+
+
+def pools_table(
+    statuses: Sequence[TargetStatus],
+    states: Sequence[PgBouncerState],
+    processes: Mapping[str, int] | None = None,
+) -> Table:
+    """One row per pool per PgBouncer process, fleet totals last; unreachable targets say why.
+
+    A process with no pool yet (no client has come) still gets a row, so every host is on screen.
+    """
+    processes = processes or {}
     table = Table(title=f"pools at {time.strftime('%H:%M:%S')}", title_justify="left")
     for col in ("pgbouncer", "database/user", *COLUMNS):
         table.add_column(col, justify="left" if col in ("pgbouncer", "database/user") else "right")
     totals = [0, 0, 0, 0]
     worst_wait = 0.0
-    for state in states:
-        for p in state.pools:
-            if p.database == "pgbouncer":
-                continue
+    for state in sorted(states, key=lambda st: (st.host, process_number(st.config))):
+        name = escape(_name(state, processes))
+        pools = [p for p in state.pools if p.database != "pgbouncer"]
+        if not pools:
+            table.add_row(name, "[dim]no pool yet[/dim]", "0", "0", "0", "0", "0.0")
+        for p in pools:
             wait = (
                 f"[red]{p.maxwait_seconds:.1f}[/red]"
                 if p.maxwait_seconds >= 1
@@ -41,7 +60,7 @@ def pools_table(statuses: Sequence[TargetStatus], states: Sequence[PgBouncerStat
             waiting = f"[red]{p.cl_waiting}[/red]" if p.cl_waiting else "0"
             # Names come from the server (database and user names can hold "[/]"): never markup.
             table.add_row(
-                escape(state.address),
+                name,
                 escape(f"{p.database}/{p.user}"),
                 str(p.cl_active),
                 waiting,
@@ -54,7 +73,8 @@ def pools_table(statuses: Sequence[TargetStatus], states: Sequence[PgBouncerStat
             worst_wait = max(worst_wait, p.maxwait_seconds)
     for s in statuses:
         if not s.ok:
-            table.add_row(escape(s.address), f"[red]{escape(str(s.cause))}[/red]", "", "", "", "", "")
+            where = escape(s.name + s.address.partition(" ")[2].replace("process ", " p"))
+            table.add_row(where, f"[red]{escape(str(s.cause))}[/red]", "", "", "", "", "")
     table.add_row("[bold]fleet[/bold]", "", *(str(v) for v in totals), f"{worst_wait:.1f}")
     return table
 
@@ -88,13 +108,16 @@ def watch_command(
         raise typer.BadParameter("--interval and --timeout must be above 0, --count at least 0")
     ctx = load_context(inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass), announce=True)
     targets, secrets = ctx.of_kind("pgbouncer"), ctx.secrets
+    # Each process of a so_reuseport host is read on its own (its session reconnects until the
+    # kernel hands it that process), so every process has its rows.
+    processes = {h.name: h.processes for h in ctx.topology.pgbouncers}
     done = 0
     try:
         with Live(Table(), console=Console(), auto_refresh=False) as live:
             while count == 0 or done < count:
-                statuses, states = gather.read_all(targets, secrets, timeout)
+                statuses, states = gather.read_all(targets, secrets, timeout, processes)
                 pgb = [s for s in states if isinstance(s, PgBouncerState)]
-                live.update(pools_table(statuses, pgb), refresh=True)
+                live.update(pools_table(statuses, pgb, processes), refresh=True)
                 done += 1
                 if count == 0 or done < count:
                     time.sleep(interval)
