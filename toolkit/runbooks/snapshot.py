@@ -21,6 +21,7 @@ from toolkit.adapters.secrets import ENV
 from toolkit.domain.checks import run_checks
 from toolkit.domain.findings import worst
 from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.processes import selected_processes
 from toolkit.domain.runbooks.snapshot import mask, plan_snapshot
 from toolkit.domain.sizing import plan_or_error
 from toolkit.runbooks.base import RunContext, RunOptions
@@ -79,11 +80,14 @@ def collect(ctx: RunContext) -> dict[str, Any]:
     snap = gather.snapshot(ctx.topology, sizing, sizing_error, eps, ctx.secrets, ctx.timeout)
     findings = run_checks(snap)
     stats_password = ctx.secrets.password("pgbouncer") or ""
-    pgbouncers = {
-        e.label: _show_all(AdminTarget(e.address, e.port, e.user, stats_password, e.name), ctx.timeout)
+    processes = {h.name: h.processes for h in ctx.topology.pgbouncers}
+    targets = [  # every process of a host that runs several: each has its own pools and clients
+        AdminTarget(e.address, e.port, e.user, stats_password, e.name, number)
         for e in eps
         if e.kind == "pgbouncer"
-    }
+        for number in selected_processes(e.name, processes.get(e.name, 1), None)
+    ]
+    pgbouncers = {t.label: _show_all(t, ctx.timeout) for t in targets}
     backends = [asdict(b) for b in snap.postgres.backends] if snap.postgres else []
     return {
         "schema": "toolkit.snapshot/v1",
