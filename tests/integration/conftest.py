@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,28 @@ def app_connection(
         application_name=application_name,
         prepare_threshold=None,
     )
+
+
+def host_files(host: str, globs: list[str]) -> dict[str, str]:
+    """path -> "inode mtime sha256" of every regular file matching the shell globs on a lab host (as root)."""
+    script = (
+        f'for f in {" ".join(globs)}; do [ -f "$f" ] || continue; '
+        'printf "%s\\t%s " "$f" "$(stat -c "%i %y" "$f")"; sha256sum < "$f" | cut -d" " -f1; done'
+    )
+    out = ssh_ok(host, f"sudo -n sh -c {shlex.quote(script)}")
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def fleet_files(globs: list[str], hosts: list[str] | None = None) -> dict[str, str]:
+    """host_files() over every lab host (or the ones named), read in parallel, keyed "host:path"."""
+    names = list(LAB_HOSTS) if hosts is None else hosts
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        found = dict(zip(names, pool.map(lambda h: host_files(h, globs), names), strict=True))
+    return {f"{host}:{path}": mark for host, files in found.items() for path, mark in files.items()}
+
+
+def unit_state(host: str, unit: str) -> tuple[str, str]:
+    """(MainPID, ActiveEnterTimestamp) of a systemd unit on a lab host: both change when it restarts."""
+    out = ssh_ok(host, f"systemctl show -p MainPID -p ActiveEnterTimestamp {shlex.quote(unit)}")
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return props["MainPID"], props["ActiveEnterTimestamp"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -11,43 +10,44 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import ROOT, SECRETS, ansible_playbook
+from tests.integration.conftest import ROOT, SECRETS, address, ansible_playbook, fleet_files
 
 pytestmark = pytest.mark.integration
 
-# Every file the lab's roles write: configs, the auth_file, ACL file, init scripts, the demo's config.
+# Every file the lab's roles write on the hosts: configs, the auth_file, ACL file, the systemd units and
+# drop-ins, the demo's config and launcher. Read on every host over SSH, before and after.
 WATCHED_GLOBS = [
     "/etc/pgbouncer/*",
     "/etc/default/pgbouncer*",
-    "/etc/init.d/pgbouncer*",
     "/etc/redis/*",
-    "/etc/init.d/redis*",
-    "/etc/postgresql/15/main/pg_hba.conf",
-    "/etc/postgresql/15/main/conf.d/*",
+    "/etc/postgresql/17/main/*.conf",
+    "/etc/postgresql/17/main/conf.d/*",
     "/opt/toolkit-demo/etc/*",
     "/opt/toolkit-demo/bin/*",
-    "/etc/init.d/toolkit-demo*",
+    "/etc/systemd/system/pgbouncer*.service",
+    "/etc/systemd/system/redis*.service",
+    "/etc/systemd/system/redis-server.service.d/*",
+    "/etc/systemd/system/postgresql@17-main.service.d/*",
+    "/etc/systemd/system/toolkit-demo*.service",
 ]
 CANARY = "Canary-secret-0123456789"
 
 # (variable, value, the host the check names first is any of the lab's): at least one per role.
 HOSTILE: list[tuple[str, Any, str]] = [
     ("pgbouncer_server_reset_query", "DISCARD ALL\nauth_type = trust", "control character U+000A"),
-    ("pgbouncer_listen_addr", "127.0.0.1,*", "has the wildcard '*'"),
+    ("pgbouncer_listen_addr", f"{address('pgb1')},*", "has the wildcard '*'"),
     ("pgbouncer_listen_port", "\u0663", "must be an integer from 1 to 65535"),
     ("redis_app_command_rules", "+@read\nuser evil on nopass ~* +@all", "control character U+000A"),
     ("redis_maxmemory_policy", "allkeys-lru\nloadmodule /tmp/evil.so", "must be one of noeviction"),
     ("redis_app_password", f"{CANARY}\nuser evil on nopass", "control character U+000A"),
-    ("postgresql_lab_hba_networks", ["127.0.0.1/32\nhost all all 0.0.0.0/0 trust"], "control character"),
-    ("django_demo_bind", "127.0.0.1\n", "control character U+000A"),
+    ("postgresql_lab_hba_networks", ["198.18.0.1/32\nhost all all 0.0.0.0/0 trust"], "control character"),
+    ("django_demo_bind", f"{address('app1')}\n", "control character U+000A"),
 ]
 
 
-def _fingerprint() -> dict[str, tuple[int, str]]:
-    files = sorted(
-        {p for pattern in WATCHED_GLOBS for p in Path("/").glob(pattern.lstrip("/")) if p.is_file()}
-    )
-    return {str(p): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files}
+def _fingerprint() -> dict[str, str]:
+    """ "host:path" -> inode, mtime and SHA-256 of every watched file on every lab host."""
+    return fleet_files(WATCHED_GLOBS)
 
 
 def _assert_failed_at_the_check(proc: Any, variable: str, why: str) -> None:
@@ -64,16 +64,20 @@ def _assert_failed_at_the_check(proc: Any, variable: str, why: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def baseline() -> dict[str, tuple[int, str]]:
+def baseline() -> dict[str, str]:
     before = _fingerprint()
-    assert "/etc/pgbouncer/pgbouncer.ini" in before, "the lab is not deployed: run 'make lab'"
-    assert any(p.startswith("/opt/toolkit-demo/etc/") for p in before), "the demo app is not deployed"
+    deployed = {"pgb1:/etc/pgbouncer/pgbouncer.ini", "pgb2:/etc/pgbouncer/pgbouncer-2.ini"}
+    deployed |= {"app1:/opt/toolkit-demo/etc/app1.json", "app2:/opt/toolkit-demo/etc/app2.json"}
+    deployed |= {"redis1:/etc/redis/redis-server.acl", "db1:/etc/postgresql/17/main/pg_hba.conf"}
+    assert deployed <= set(before), (
+        f"the lab is not deployed ({sorted(deployed - set(before))}): run 'make lab'"
+    )
     return before
 
 
 @pytest.mark.parametrize(("variable", "value", "why"), HOSTILE, ids=[v for v, _, _ in HOSTILE])
 def test_lab_playbook_fails_at_the_check_and_changes_no_file(
-    baseline: dict[str, tuple[int, str]], variable: str, value: Any, why: str
+    baseline: dict[str, str], variable: str, value: Any, why: str
 ) -> None:
     proc = ansible_playbook("playbooks/lab.yml", "-e", json.dumps({variable: value}), timeout=300)
     _assert_failed_at_the_check(proc, variable, why)
@@ -83,7 +87,7 @@ def test_lab_playbook_fails_at_the_check_and_changes_no_file(
     assert _fingerprint() == baseline
 
 
-def test_a_bad_redis_value_leaves_no_pgbouncer_config_behind(baseline: dict[str, tuple[int, str]]) -> None:
+def test_a_bad_redis_value_leaves_no_pgbouncer_config_behind(baseline: dict[str, str]) -> None:
     proc = ansible_playbook(
         "playbooks/site.yml", "-e", json.dumps({"redis_maxmemory_policy": "noeviction\nloadmodule /x.so"})
     )
@@ -102,7 +106,7 @@ MISSPELLED: list[tuple[str, Any, str]] = [
 
 @pytest.mark.parametrize(("variable", "value", "why"), MISSPELLED, ids=[v for v, _, _ in MISSPELLED])
 def test_a_misspelled_variable_fails_at_the_check_and_changes_no_file(
-    baseline: dict[str, tuple[int, str]], variable: str, value: Any, why: str
+    baseline: dict[str, str], variable: str, value: Any, why: str
 ) -> None:
     proc = ansible_playbook("playbooks/lab.yml", "-e", json.dumps({variable: value}), timeout=300)
     _assert_failed_at_the_check(proc, variable, why)
@@ -111,15 +115,15 @@ def test_a_misspelled_variable_fails_at_the_check_and_changes_no_file(
 
 
 def test_a_misspelled_variable_in_the_inventory_fails_at_the_check(
-    baseline: dict[str, tuple[int, str]], tmp_path: Path
+    baseline: dict[str, str], tmp_path: Path
 ) -> None:
     extra = tmp_path / "misspelled.yml"
     extra.write_text(
-        "all:\n  children:\n    django:\n      hosts:\n        app-2:\n          django_worker: 8\n"
+        "all:\n  children:\n    django:\n      hosts:\n        app2:\n          django_worker: 8\n"
     )
     proc = ansible_playbook("-i", "inventory/lab", "-i", str(extra), "playbooks/lab.yml", timeout=300)
     _assert_failed_at_the_check(proc, "django_worker", "did you mean django_workers?")
-    assert "django_worker (host app-2)" in proc.stdout + proc.stderr
+    assert "django_worker (host app2)" in proc.stdout + proc.stderr
     assert _fingerprint() == baseline
 
 
