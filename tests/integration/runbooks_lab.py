@@ -41,6 +41,7 @@ from toolkit.domain.targets import endpoints
 from toolkit.runbooks.base import RunContext
 
 PGB_PORT = 6432
+CONTROLLER = "198.18.0.1"  # this machine on the lab bridge (docs/lab.md)
 PG_PORT = 5432
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
+from tests.integration.conftest import BIN, DB_HOST, LAB_INVENTORY, ROOT, address, lab_secret
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +37,17 @@ CALLS = 6
 
 
 def _direct(user: str, password: str) -> psycopg.Connection[Any]:
+    """The app role through pgb1 (PostgreSQL admits it only from the PgBouncer hosts); the monitoring
+    role straight to db1 (admitted from this machine)."""
+    host, port = (address("pgb1"), 6432) if user == "app" else (address(DB_HOST), 5432)
     return psycopg.connect(
-        host="127.0.0.1", port=5432, dbname="app", user=user, password=password, autocommit=True
+        host=host,
+        port=port,
+        dbname="app",
+        user=user,
+        password=password,
+        autocommit=True,
+        prepare_threshold=None,
     )
 
 
@@ -110,7 +119,7 @@ def test_the_over_fetching_statement_is_ranked_and_the_keyed_one_is_not(statemen
     assert "$1" in ev["statement"] and "$2" in ev["statement"]
     assert SECRET_LITERAL not in proc.stdout
     assert "select_related" in mine["remedy"] and ".only(" in mine["remedy"] and "paginate" in mine["remedy"]
-    assert mine["target"] == "postgres@127.0.0.1:5432/app"
+    assert mine["target"] == f"postgres@{address(DB_HOST)}:5432/app"
 
 
 def test_table_output_names_the_statement(statements: dict[str, int]) -> None:
@@ -125,7 +134,8 @@ def test_a_database_without_the_extension_is_one_line_and_exit_3() -> None:
     assert proc.returncode == 3
     assert proc.stdout == ""
     assert proc.stderr == (
-        "toolkit: postgres@127.0.0.1:5432: the pg_stat_statements extension is not installed in database "
+        f"toolkit: postgres@{address(DB_HOST)}:5432: the pg_stat_statements extension is not installed "
+        "in database "
         "postgres during looking for pg_stat_statements; as a superuser run CREATE EXTENSION "
         "pg_stat_statements in the application's database (it also needs pg_stat_statements in "
         "shared_preload_libraries), or pass --dbname\n"
@@ -143,6 +153,10 @@ def test_a_role_without_pg_read_all_stats_is_told_what_it_cannot_see(
     inventory = tmp_path / "inventory" / "lab"
     shutil.copytree(LAB_INVENTORY, inventory)
     (inventory / "group_vars" / "pgbouncer" / "audit_as_app.yml").write_text("toolkit_postgres_user: app\n")
+    # PostgreSQL admits the app role only from the PgBouncer hosts: read through pgb1 (one statement).
+    (inventory / "group_vars" / "all" / "zz_through_pgb1.yml").write_text(
+        f"database_host: {address('pgb1')}\ndatabase_port: 6432\n"
+    )
     env = {**os.environ, "TOOLKIT_POSTGRES_PASSWORD": lab_secret("app_password")}
     proc = _audit("-i", str(inventory), "--format", "json", "--top", "1000", env=env)
     assert proc.returncode == 3, proc.stderr
@@ -164,7 +178,8 @@ import django
 from django.conf import settings
 
 settings.configure(USE_TZ=True, DATABASES={"default": {
-    "ENGINE": "django.db.backends.postgresql", "HOST": "127.0.0.1", "PORT": 6432, "NAME": "app",
+    "ENGINE": "django.db.backends.postgresql", "HOST": os.environ["BUDGET_TEST_HOST"], "PORT": 6432,
+    "NAME": "app",
     "USER": "app", "PASSWORD": os.environ["BUDGET_TEST_PASSWORD"], "DISABLE_SERVER_SIDE_CURSORS": True,
     "TIME_ZONE": "Etc/UTC", "OPTIONS": {"application_name": "toolkit-query-budget-test"}}})
 django.setup()
@@ -201,7 +216,12 @@ print(json.dumps(out))
 
 
 def test_query_budget_counts_rows_on_postgresql_through_pgbouncer() -> None:
-    env = {**os.environ, "BUDGET_TEST_PASSWORD": lab_secret("app_password"), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "BUDGET_TEST_PASSWORD": lab_secret("app_password"),
+        "BUDGET_TEST_HOST": address("pgb1"),
+        "PYTHONPATH": str(ROOT),
+    }
     done = subprocess.run(
         [str(BIN / "python"), "-c", BUDGET_SCRIPT],
         cwd=ROOT,

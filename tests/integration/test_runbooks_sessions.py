@@ -3,9 +3,11 @@ changes), act (only the targeted session changes), find the audit record."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.integration import runbooks_lab as lab
+from tests.integration.conftest import address
 from toolkit.runbooks import cancel_long, terminate_idle
 from toolkit.runbooks.base import RunOptions
 from toolkit.runbooks.execute import act_and_verify
@@ -57,9 +60,10 @@ def test_terminate_idle_transactions_ends_only_the_named_session(tmp_path: Path)
             conn.close()
 
 
-def _sleeper(port: int, dbname: str, seconds: int, errors: list[BaseException], pids: list[int]) -> None:
+def _sleeper(pooled: bool, seconds: int, errors: list[BaseException], pids: list[int]) -> None:
+    """A long query: the app's through pgb1, or the monitoring role's in the postgres database."""
     try:
-        with lab.app(autocommit=True, port=port, dbname=dbname) as conn:
+        with lab.app(autocommit=True) if pooled else lab.direct(autocommit=True, dbname="postgres") as conn:
             pids.append(int(conn.execute("SELECT pg_backend_pid()").fetchone()[0]))  # type: ignore[index]
             conn.execute(f"SELECT pg_sleep({seconds})")
     except BaseException as exc:
@@ -72,9 +76,9 @@ def test_cancel_long_queries_cancels_only_the_pooled_database(tmp_path: Path) ->
     other_errors: list[BaseException] = []
     victim_pids: list[int] = []
     other_pids: list[int] = []
-    victim = threading.Thread(target=_sleeper, args=(lab.PGB_PORT, "app", 30, victim_errors, victim_pids))
+    victim = threading.Thread(target=_sleeper, args=(True, 30, victim_errors, victim_pids))
     # A query in a database PgBouncer does not serve: never touched.
-    other = threading.Thread(target=_sleeper, args=(lab.PG_PORT, "postgres", 12, other_errors, other_pids))
+    other = threading.Thread(target=_sleeper, args=(False, 12, other_errors, other_pids))
     victim.start()
     other.start()
     try:
@@ -98,9 +102,8 @@ def test_cancel_long_queries_cancels_only_the_pooled_database(tmp_path: Path) ->
         assert (record["runbook"], record["action"]) == ("cancel-long-queries", "pg_cancel_backend")
         assert record["parameters"]["pid"] == victim_pid
     finally:
-        with lab.app(autocommit=True, port=lab.PG_PORT) as conn:
-            for pid in other_pids:
-                conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+        for pid in other_pids:
+            lab.cancel(pid)
         victim.join(35)
         other.join(15)
 
@@ -117,14 +120,14 @@ def test_negative_and_malformed_durations_are_refused(tmp_path: Path) -> None:
 
 
 def _query_start(pid: int) -> str:
-    with lab.app(autocommit=True, port=lab.PG_PORT) as conn:
+    with lab.direct(autocommit=True, dbname="postgres") as conn:
         row = conn.execute("SELECT query_start FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
         return "" if row is None or row[0] is None else str(row[0].isoformat())  # as the guard has it
 
 
 def test_terminate_skips_an_idle_transaction_that_ran_another_query_since_the_plan(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    victim = lab.app(port=lab.PG_PORT)  # straight to PostgreSQL: the same backend for every query
+    victim = lab.app()  # through pgb1: one transaction keeps one server connection
     victim.execute("SELECT set_config('application_name', 'rb-changed', false)")
     pid = int(victim.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
     try:
@@ -154,7 +157,7 @@ def test_terminate_skips_an_idle_transaction_that_ran_another_query_since_the_pl
 def test_cancel_with_terminate_skips_a_new_query_on_the_planned_pid(tmp_path: Path) -> None:
     """The defect of the issue: --terminate ended a new query that happened to run on the planned pid."""
     audit = tmp_path / "audit.jsonl"
-    conn = lab.app(autocommit=True, port=lab.PG_PORT)
+    conn = lab.app()  # both queries in one transaction: one server connection through pgb1
     pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
     errors: list[BaseException] = []
 
@@ -189,16 +192,16 @@ def test_cancel_with_terminate_skips_a_new_query_on_the_planned_pid(tmp_path: Pa
         (record,) = lab.outcomes(audit)
         assert record["action"] == "pg_cancel_backend" and record["result"].startswith("skipped:")
     finally:
-        with lab.app(autocommit=True, port=lab.PG_PORT) as admin:
-            admin.execute("SELECT pg_cancel_backend(%s)", [pid])
+        lab.cancel(pid)
         worker.join(25)
         conn.close()
 
 
 def test_terminate_acts_on_the_unchanged_session_and_leaves_the_changed_one(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    changed = lab.app(port=lab.PG_PORT)
-    same = lab.app(port=lab.PG_PORT)
+    # Straight to db1 (as the monitoring role): a new transaction stays on the same backend.
+    changed = lab.direct()
+    same = lab.direct()
     for conn in (changed, same):
         conn.execute("SELECT set_config('application_name', 'rb-pair', false)")
     changed_pid = int(changed.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
@@ -226,7 +229,7 @@ def test_terminate_acts_on_the_unchanged_session_and_leaves_the_changed_one(tmp_
 
 def test_the_cap_refuses_with_the_count_and_exit_2(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    conns = [lab.app(port=lab.PG_PORT) for _ in range(3)]
+    conns = [lab.app() for _ in range(3)]
     try:
         for conn in conns:
             conn.execute("SELECT set_config('application_name', 'rb-cap', false)")
@@ -304,3 +307,58 @@ def test_an_audit_log_that_swallows_records_is_refused_before_any_action(tmp_pat
         assert lab.state_of(victim_pid) == "idle in transaction"
     finally:
         victim.close()
+
+
+# --- attribution by address: which app node's request holds an idle transaction -------------------
+
+
+def _request(node: str, ms: int, out: dict[str, Any]) -> None:
+    """GET the demo's idle-transaction view on one app node: it holds a transaction open for ``ms``."""
+    url = f"http://{address(node)}:8000/idle-transaction/?ms={ms}"
+    try:
+        with urllib.request.urlopen(url, timeout=ms / 1000 + 20) as response:
+            out[node] = json.loads(response.read())
+    except Exception as exc:  # a terminated request answers 500
+        out[node] = exc
+
+
+def test_idle_transactions_are_attributed_to_the_app_node_by_address(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    answers: dict[str, Any] = {}
+    requests = [threading.Thread(target=_request, args=(n, 8000, answers)) for n in ("app1", "app2")]
+    for r in requests:
+        r.start()
+    # From this machine, through pgb2 (whichever of its processes), calling itself app1: not app1.
+    spoof = lab.app(pgbouncer="pgb2", application_name="app1")
+    spoof_pid = int(spoof.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    try:
+        time.sleep(2.5)
+        dry = lab.run("terminate-idle-transactions", "--older-than", "2s", audit=audit)
+        assert dry.code == 0, dry.stderr
+        actions = {a["parameters"]["pid"]: a for a in dry.doc["plan"]["actions"]}
+        by_node = {a["parameters"].get("app_node"): a for a in actions.values()}
+        assert {"app1", "app2"} <= set(by_node), dry.stdout
+        for node in ("app1", "app2"):
+            action = by_node[node]
+            assert action["parameters"]["application_name"] == node  # the demo names its sessions so
+            assert f"held by app node {node} ({address(node)}:" in action["why"], action["why"]
+        assert "app_node" not in actions[spoof_pid]["parameters"]
+        assert f"held by {lab.CONTROLLER}:" in actions[spoof_pid]["why"]
+        assert "through pgb2" in actions[spoof_pid]["why"]
+
+        done = lab.run(
+            "terminate-idle-transactions", "--older-than", "2s", "--app-node", "app1", audit=audit, yes=True
+        )
+        assert done.code == 0, done.stdout + done.stderr
+        (record,) = lab.outcomes(audit)
+        assert record["parameters"]["app_node"] == "app1"
+        assert record["parameters"]["pid"] == by_node["app1"]["parameters"]["pid"]
+        assert f"held by app node app1 ({address('app1')}:" in record["detail"]
+        assert lab.state_of(by_node["app2"]["parameters"]["pid"]) == "idle in transaction"
+        assert lab.state_of(spoof_pid) == "idle in transaction"
+    finally:
+        spoof.close()
+        for r in requests:
+            r.join(30)
+    assert isinstance(answers["app1"], Exception)  # its transaction was ended under it
+    assert answers["app2"]["node"] == "app2"  # untouched: it finished its request

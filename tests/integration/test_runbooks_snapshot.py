@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration import runbooks_lab as lab
-from tests.integration.conftest import BIN
+from tests.integration.conftest import BIN, address
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +24,10 @@ def test_snapshot_bundles_the_live_state_without_secrets(tmp_path: Path) -> None
     out = tmp_path / "incident" / "snapshot.json"
     idle = lab.app()
     idle.execute("SELECT 1")  # idle in transaction through PgBouncer
-    holder = lab.app(autocommit=True, port=lab.PG_PORT)
+    holder = lab.direct(autocommit=True)  # straight to db1: session-level advisory locks
     holder.execute("SELECT pg_advisory_lock(4242)")
     holder_pid = holder.info.backend_pid
-    waiter = lab.app(autocommit=True, port=lab.PG_PORT)
+    waiter = lab.direct(autocommit=True)
     waiter_pid = waiter.info.backend_pid
     blocked = threading.Thread(target=lambda: waiter.execute("SELECT pg_advisory_lock(4242)"), daemon=True)
     blocked.start()
@@ -47,15 +47,26 @@ def test_snapshot_bundles_the_live_state_without_secrets(tmp_path: Path) -> None
         lab.no_secret(text, done.stdout, audit.read_text())
 
         assert bundle["schema"] == "toolkit.snapshot/v1"
-        (pgb,) = bundle["pgbouncer"].values()
-        for show in ("VERSION", "CONFIG", "DATABASES", "POOLS", "CLIENTS", "SERVERS", "STATS", "LISTS"):
-            assert isinstance(pgb[show], list) and pgb[show], show
+        pgb2 = f"pgbouncer@{address('pgb2')}:6432"
+        assert sorted(bundle["pgbouncer"]) == sorted(  # every process of pgb2 on its own
+            [f"pgbouncer@{address('pgb1')}:6432", f"{pgb2} process 1", f"{pgb2} process 2"]
+        )
+        for pgb in bundle["pgbouncer"].values():
+            for show in ("VERSION", "CONFIG", "DATABASES", "POOLS", "CLIENTS", "SERVERS", "STATS", "LISTS"):
+                assert isinstance(pgb[show], list) and pgb[show], show
+        assert {
+            r["value"] for p in bundle["pgbouncer"].values() for r in p["CONFIG"] if r["key"] == "pidfile"
+        } == {
+            "/var/run/postgresql/pgbouncer.pid",
+            "/var/run/postgresql/pgbouncer-2.pid",
+        }
         states = {b["pid"]: b["state"] for b in bundle["postgres"]["pg_stat_activity"]}
         assert "idle in transaction" in states.values()
         (wait,) = [w for w in bundle["postgres"]["lock_waits"] if w["pid"] == waiter_pid]
         assert wait["blocked_by"] == [holder_pid]
-        (redis_info,) = bundle["redis"].values()
-        assert "connected_clients" in redis_info["info"]
+        assert sorted(bundle["redis"]) == ["redis1", "redis2"]
+        for redis_info in bundle["redis"].values():
+            assert "connected_clients" in redis_info["info"]
         assert "findings" in bundle["doctor"] and bundle["doctor"]["status"] in {"ok", "warning", "critical"}
         (record,) = lab.outcomes(audit)  # the intent record precedes it
         assert (record["runbook"], record["action"], record["target"]) == (
