@@ -3,14 +3,15 @@
 The ASGI node serves ``/async/blocking/`` (``time.sleep`` inside ``async def``) and the fixed
 ``/async/sleep/`` (``await asyncio.sleep``) at rising concurrency. The blocking view's latency must
 grow with concurrency while the fixed one stays flat, and ``toolkit audit async`` must point at the
-blocking line in the app's source.
+blocking line in the app's source, as deployed on the node (copied from its host over SSH).
 """
 
 from __future__ import annotations
 
+import json
 import time
 
-from lab.drills.harness import DEMO_ROOT, Lab, toolkit
+from lab.drills.harness import DEMO_ROOT, Lab, deployed_source, toolkit
 from lab.drills.http_load import load
 from lab.drills.report import DrillReport, ratio
 
@@ -30,12 +31,15 @@ def run(lab: Lab, seconds: float) -> DrillReport:
             result = load(f"{node.url}{path}?ms={WAIT_MS}", clients, seconds, timeout_s=30)
             report.measurements[f"{label} c={clients}"] = result.to_dict()
             p50[label].append(result.p50_ms)
-    started = time.monotonic()
-    code, doc = toolkit(["audit", "async", str(DEMO_ROOT / "app"), "--format", "json"])
-    took = time.monotonic() - started
+    with deployed_source(lab, node) as source:
+        started = time.monotonic()
+        code, doc = toolkit(["audit", "async", source, "--format", "json"])
+        took = time.monotonic() - started
+    # Named as on the node: the copy's temporary directory means nothing to a reader.
+    doc = json.loads(json.dumps(doc).replace(source, f"{node.name}:{DEMO_ROOT}/app"))
     hits = [f["evidence"] for f in doc.get("findings", []) if f.get("id") == "async.blocking_call"]
     report.detection = {
-        "tool": "toolkit audit async",
+        "tool": f"toolkit audit async (the source deployed in {DEMO_ROOT}/app on {node.name})",
         "exit": code,
         "seconds": round(took, 2),
         "findings": hits,

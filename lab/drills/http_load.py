@@ -1,4 +1,4 @@
-"""HTTP load with wrk (Debian's package), and single requests, against loopback addresses only.
+"""HTTP load with wrk (Debian's package), and single requests, against the lab's addresses only.
 
 wrk prints its figures as text; :func:`parse_wrk` reads the throughput, the latency percentiles of
 ``--latency`` and the errors (socket errors and non-2xx/3xx responses) by their labels.
@@ -102,15 +102,27 @@ def parse_wrk(url: str, connections: int, output: str) -> LoadResult:
     )
 
 
-def _loopback(url: str) -> None:
+# The lab's bridge is in 198.18.0.0/15, the range set aside for benchmark networks; loopback as well.
+LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
+
+
+def lab_address(url: str) -> None:
+    """Refuse a URL whose host is not a lab address (loopback or 198.18.0.0/15): load goes nowhere else.
+
+    >>> lab_address("http://198.18.0.13:8000/books/")
+    >>> lab_address("http://192.0.2.1/")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    toolkit.adapters.errors.TargetError: http://192.0.2.1/: not a lab address during load; ...
+    """
     host = urllib.parse.urlsplit(url).hostname or ""
     try:
-        ok = ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host)
+        ok = ip.is_loopback or ip in LAB_NETWORK
     except ValueError:
         ok = host == "localhost"
     if not ok:
         raise TargetError(
-            url, "load", "not a loopback address", "load and fault tests target 127.0.0.0/8 only"
+            url, "load", "not a lab address", "load and drills target 127.0.0.0/8 and 198.18.0.0/15 only"
         )
 
 
@@ -118,7 +130,7 @@ class Wrk:
     """One wrk run in the background: start it, do other things, then read its result."""
 
     def __init__(self, url: str, connections: int, seconds: float, timeout_s: float = 10.0) -> None:
-        _loopback(url)
+        lab_address(url)
         binary = shutil.which("wrk")
         if binary is None:
             raise TargetError(
@@ -134,7 +146,7 @@ class Wrk:
             f"--timeout={max(1, round(timeout_s))}s",
             url,
         ]
-        self._proc = subprocess.Popen(  # noqa: S603 (fixed argv, loopback URL)
+        self._proc = subprocess.Popen(  # noqa: S603 (fixed argv, a lab URL)
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
 
@@ -156,10 +168,10 @@ def load(url: str, connections: int, seconds: float, timeout_s: float = 10.0) ->
 
 
 def request(url: str, method: str = "GET", body: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
-    """One JSON request to a loopback URL."""
-    _loopback(url)
+    """One JSON request to a lab URL."""
+    lab_address(url)
     data = body.encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http to loopback, checked)
+    req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http to a lab address, checked)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
             parsed: dict[str, Any] = json.loads(resp.read().decode())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from lab.drills.harness import Lab, superuser_sql, toolkit
+from lab.drills.harness import Lab, toolkit
 from lab.drills.http_load import load
 from lab.drills.report import DrillReport, ratio
 
@@ -22,8 +22,9 @@ def run(lab: Lab, seconds: float) -> DrillReport:
     """Load the faulty view, audit, load the scoped view; return the report."""
     report = DrillReport(NAME, TITLE)
     node = lab.node("wsgi")
-    # Start from empty statistics so the ranking reflects this load (lab only: needs the superuser).
-    superuser_sql("SELECT pg_stat_statements_reset()")
+    # Start from empty statistics so the ranking reflects this load (lab only: the superuser, on the
+    # database host over SSH).
+    lab.superuser_sql("SELECT pg_stat_statements_reset();")
     faulty = load(f"{node.url}/books-overfetch/", 4, seconds, timeout_s=30)
     report.measurements["overfetching list"] = faulty.to_dict()
     started = time.monotonic()

@@ -1,11 +1,11 @@
 """Drill ``pool-exhaustion``: a view that keeps its transaction open while it waits holds the pool.
 
-An extra instance of the WSGI node (the node scaled out past its plan: one sync worker per holder)
-calls ``/idle-transaction/`` (a query, then a long wait inside the transaction) until every server
-connection of the pool, reserve included, is idle in transaction and two more clients queue in
-PgBouncer. The ASGI node's
-ordinary list view is measured before, during and after; doctor must name the holders and the node,
-and ``terminate-idle-transactions`` must restore throughput.
+An extra instance of the WSGI node, on its host (the node scaled out past its plan: one sync worker
+per holder), calls ``/idle-transaction/`` (a query, then a long wait inside the transaction) until
+every server connection of the pool, reserve included, is idle in transaction and two more clients
+queue in PgBouncer. The ASGI node's ordinary list view is measured from this machine before, during
+and after; doctor must name the holders and the node, and ``terminate-idle-transactions`` must
+restore throughput.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def run(lab: Lab, seconds: float) -> DrillReport:
     # Sync workers take one request each, so exactly ``holders`` requests reach PgBouncer (gthread
     # workers accept more connections than they have threads and would spread them unevenly).
     scaled = {"server": "wsgi_sync", "workers": holders, "threads": 1}
-    with extra_instances([(sick.name, EXTRA_PORT)], overrides=scaled, wait_s=120) as urls:
+    with extra_instances(lab, [(sick, EXTRA_PORT)], overrides=scaled, wait_s=120) as urls:
         started = time.monotonic()
         for _ in range(holders):
             threading.Thread(

@@ -1,10 +1,13 @@
-"""``toolkit calibrate`` on the lab under a short, bounded pgbench load through PgBouncer.
+"""``toolkit calibrate`` from this machine on the lab under a short, bounded pgbench load through PgBouncer.
 
 The load is a Django-like transaction (BEGIN; 4 SELECT by primary key; 1 UPDATE; COMMIT) from 8
 clients for 7 s, on a scale-1 pgbench dataset in its own schema (``calib``) of the app database, so the
-app's own tables are untouched. The dataset is created straight on PostgreSQL (PgBouncer does not
-pass the ``options`` startup parameter that sets the search_path); the load goes through
-127.0.0.1:6432 with schema-qualified names (a SET in transaction mode would leak to other clients).
+app's own tables are untouched. The dataset is created on the database host as postgres over SSH
+(pg_hba admits the app role only from the PgBouncer hosts, and PgBouncer does not pass the
+``options`` startup parameter that sets the search_path) and handed to the app role; pgbench runs
+here, on the controller, against the first PgBouncer host's address, with schema-qualified names (a SET
+in transaction mode would leak to other clients). The load comes from the controller as an app's
+would from its node: over the lab's network, through the tier.
 """
 
 from __future__ import annotations
@@ -17,9 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
+from tests.integration.conftest import (
+    BIN,
+    DB_HOST,
+    LAB_INVENTORY,
+    PGBOUNCER_HOSTS,
+    ROOT,
+    address,
+    lab_secret,
+    ssh_ok,
+)
+from toolkit.adapters.pgbench import find
 
-PGBENCH = Path("/usr/lib/postgresql/15/bin/pgbench")
+PGBOUNCER = PGBOUNCER_HOSTS[0]
 SCRIPT = """\
 \\set aid random(1, 99990)
 BEGIN;
@@ -32,7 +45,21 @@ COMMIT;
 """
 
 
-LOAD_TARGET = ("-h", "127.0.0.1", "-p", "6432", "-U", "app", "app")
+LOAD_TARGET = ("-h", address(PGBOUNCER), "-p", "6432", "-U", "app", "app")
+# On the database host, as postgres: the dataset, then the app role owns it (SQL on stdin).
+DATASET = (
+    "sudo -n -u postgres psql -X -q -v ON_ERROR_STOP=1 -d app -c 'DROP SCHEMA IF EXISTS calib CASCADE' "
+    "-c 'CREATE SCHEMA calib AUTHORIZATION app' && "
+    "sudo -n -u postgres env PGOPTIONS='-c search_path=calib' /usr/lib/postgresql/*/bin/pgbench -i -s 1 -q app && "
+    "sudo -n -u postgres psql -X -q -v ON_ERROR_STOP=1 -d app"
+)
+HANDOVER = """\
+DO $$DECLARE t text; BEGIN
+  FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'calib' LOOP
+    EXECUTE format('ALTER TABLE calib.%I OWNER TO app', t);
+  END LOOP;
+END$$;
+"""
 
 
 def _calibrate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -52,29 +79,15 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def dataset() -> None:
-    """A scale-1 pgbench dataset in schema calib of the app database (recreated each run, < 1 s)."""
-    psql = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "app", "-d", "app", "-v", "ON_ERROR_STOP=1"]
-    subprocess.run(
-        [*psql, "-qc", "CREATE SCHEMA IF NOT EXISTS calib"],
-        env=_env(),
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    subprocess.run(
-        [str(PGBENCH), "-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", "app", "app"],
-        env=_env(PGOPTIONS="-c search_path=calib"),
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    """A scale-1 pgbench dataset in schema calib of the app database, owned by app (recreated each run)."""
+    ssh_ok(DB_HOST, DATASET, timeout=120, stdin=HANDOVER)
 
 
 def test_calibrate_measures_the_load(dataset: None, tmp_path: Path) -> None:
     script = tmp_path / "django_like.sql"
     script.write_text(SCRIPT)
     load = subprocess.Popen(
-        [str(PGBENCH), "-n", "-c", "8", "-T", "7", "-f", str(script), *LOAD_TARGET],
+        [find(), "-n", "-c", "8", "-T", "7", "-f", str(script), *LOAD_TARGET],
         env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -96,7 +109,7 @@ def test_calibrate_measures_the_load(dataset: None, tmp_path: Path) -> None:
     assert 0 < app["connections_in_use"] <= 8  # Little's law cannot exceed the 8 clients
     assert doc["hold_factor"]["recommended"] >= 1
     assert doc["inventory_values"] == {"database_hold_factor": doc["hold_factor"]["recommended"]}
-    assert doc["pgbouncer"]["calibrated"]["lab"]["default_pool_size"] >= 1
+    assert doc["pgbouncer"]["calibrated"][PGBOUNCER]["default_pool_size"] >= 1
     print(f"calibrate under load: {json.dumps(app)}; {out.strip().splitlines()[-1]}")
 
 
