@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                 record = run_fault(fault, baseline, fleet, args.load_seconds)
                 records.append(record)
                 print(f"faults: {json.dumps(record, sort_keys=True)}", flush=True)
+        except KeyboardInterrupt as exc:
+            print(f"faults: interrupted ({exc or 'SIGINT'}); the lab is being healed", file=sys.stderr)
+            return 2
         finally:
             heal(fleet)
     print(table(records))

@@ -74,8 +74,8 @@ def test_the_lab_is_healthy_again_after_the_fault(run: dict[str, Any], name: str
 
 def test_a_silent_fault_is_unknown_by_timeout_and_a_stopped_service_is_refused(run: dict[str, Any]) -> None:
     causes = {r["fault"]: (r["doctor"]["on_target"]["target"] or {}).get("cause") for r in run["faults"]}
-    assert causes["partition"] == "timeout", causes
-    assert causes["pgbouncer-frozen"] == "timeout", causes
+    assert "timed out" in causes["partition"], causes
+    assert "timed out" in causes["pgbouncer-frozen"], causes
     assert causes["pgbouncer-stopped"] == "connection refused", causes
 
 
