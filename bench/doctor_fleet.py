@@ -1,21 +1,25 @@
 """Doctor over a fleet: wall time of ``toolkit doctor`` against the number of PgBouncers it reads.
 
-Starts ``max(N)`` PgBouncer processes, each on its own loopback address 127.0.0.K (K = 2, 3, ...) and port
-6433 (the lab's PgBouncer has 127.0.0.1:6432), all in a temporary directory, with the lab's database
-(127.0.0.1:5432, db ``app``) as their backend, no server connection opened ahead of demand
+Starts ``max(N)`` PgBouncer processes on the lab's first PgBouncer host (bench/fleet.py), each on that
+host's address and its own port 6433 + K (K = 0, 1, ...; the lab's PgBouncer keeps 6432), each a
+transient systemd unit ``doctor-fleet-pgbouncer-*`` of the ``postgres`` user with its files in a
+private directory ``/run/doctor-fleet-pgbouncer-*`` there, with the lab's database (the database host,
+db ``app``) as their backend, no server connection opened ahead of demand
 (min_pool_size 0) and one server connection at most each. Their admin and stats users are the lab's,
 with SCRAM verifiers of the lab's passwords (read from ``.lab/``, never printed). For each N it writes an
 inventory that lists the first N of them as the PgBouncer tier of two app nodes, plus the lab's
-PostgreSQL and Redis, then times ``toolkit doctor -i THAT --format json`` (interleaved across N, so drift
+PostgreSQL and Redis at their hosts' addresses, then times ``toolkit doctor -i THAT --format json``
+from this machine (interleaved across N, so drift
 on the machine hits every N alike) and checks that the JSON says every target was read. It prints the
 median wall time against N, the ratio to N = 1, and what the time is made of: ``ansible-inventory
 --list`` of the same inventory (timed on its own) and the slowest target's read time from the JSON.
-Every PgBouncer it started is stopped at the end, on error and on Ctrl-C too.
+Every PgBouncer it started is stopped at the end, on error and on Ctrl-C too; a run killed before
+that leaves units the next run removes first.
 
 Goal (issue 6): 20 targets within 1.5 x one target's time.
 
 Usage: ``python bench/doctor_fleet.py [--sizes 1,5,20,50] [--rounds 5] [--workdir DIR] [--json FILE]
-[--out bench/results]`` (``make bench``; run as root it runs PgBouncer as ``postgres``). Results:
+[--out bench/results]`` (``make bench``). Results:
 doctor_fleet.json (the table, the goal and every run) and doctor_fleet.md in --out; ``--json`` also
 writes every run to FILE.
 """
@@ -26,10 +30,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import os
-import pwd
 import secrets
-import shutil
 import signal
 import socket
 import statistics
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fleet as lab_fleet
 from machine import machine
 
 from toolkit.domain.scram import verifier_from_salt
@@ -49,18 +51,25 @@ from toolkit.domain.scram import verifier_from_salt
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LAB_SECRETS = ROOT / ".lab"
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-PORT = 6433
-FIRST_HOST = 2  # 127.0.0.2: the lab's own services listen on 127.0.0.1
+PGBOUNCER = "/usr/sbin/pgbouncer"  # Debian's, on HOST
+PORT = 6433  # the first; the lab's own PgBouncer listens on 6432
+HOST = lab_fleet.pgbouncer_host()
+MARK = "doctor-fleet-pgbouncer-"
 GOAL_N, GOAL = 20, 1.5
 ADMIN_USER, STATS_USER = "pgbouncer_admin", "pgbouncer_stats"
+UNIT_MAX_S = 1800  # a unit ends on its own after this, should the cleanup be skipped
+
+
+def port(k: int) -> int:
+    """The port of PgBouncer number ``k`` (0-based) on HOST."""
+    if not 0 <= k < 250:
+        raise ValueError(f"at most 250 PgBouncers fit on ports 6433-6682, asked for number {k + 1}")
+    return PORT + k
 
 
 def address(k: int) -> str:
-    """The loopback address of PgBouncer number ``k`` (0-based)."""
-    if not 0 <= k < 250:
-        raise ValueError(f"at most 250 PgBouncers fit on 127.0.0.2-251, asked for number {k + 1}")
-    return f"127.0.0.{FIRST_HOST + k}"
+    """Where PgBouncer number ``k`` listens, ``HOST:PORT``."""
+    return f"{HOST.address}:{port(k)}"
 
 
 def _secret(name: str) -> str:
@@ -72,28 +81,28 @@ def _secret(name: str) -> str:
 
 @dataclass
 class Fleet:
-    """PgBouncer processes this run started, and the directory that holds their files."""
+    """PgBouncer processes this run started on HOST: their units and the directory of their files."""
 
-    workdir: Path
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    workdir: Path  # on HOST
+    mark: str
+    units: list[str] = field(default_factory=list)
 
     def addresses(self, n: int) -> list[str]:
-        """The first ``n`` PgBouncers' addresses."""
+        """The first ``n`` PgBouncers, ``HOST:PORT`` each."""
         return [address(k) for k in range(n)]
 
     def stop(self) -> None:
-        """Stop every process this run started (SIGTERM, then SIGKILL after 5 s); never any other."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for proc in self.procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
+        """Stop every unit this run started (SIGTERM, then SIGKILL) and remove its files; never any other."""
+        lab_fleet.run_python(
+            HOST, lab_fleet.CLEAN, {"units": f"{self.mark}-*.service", "dirs": str(self.workdir)}
+        )
+        self.units.clear()
+
+
+def running_units(mark: str = MARK) -> list[str]:
+    """The units on HOST whose name starts with ``mark`` and that still run."""
+    out = lab_fleet.ssh(HOST, f"systemctl list-units --plain --no-legend --state=active '{mark}*'")
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
 def _config(workdir: Path, k: int) -> str:
@@ -101,11 +110,11 @@ def _config(workdir: Path, k: int) -> str:
     return "\n".join(
         [
             "[databases]",
-            "app = host=127.0.0.1 port=5432 dbname=app",
+            f"app = host={lab_fleet.db_host().address} port=5432 dbname=app",
             "",
             "[pgbouncer]",
-            f"listen_addr = {address(k)}",
-            f"listen_port = {PORT}",
+            f"listen_addr = {HOST.address}",
+            f"listen_port = {port(k)}",
             "unix_socket_dir =",
             f"pidfile = {workdir / (name + '.pid')}",
             f"logfile = {workdir / (name + '.log')}",
@@ -137,52 +146,44 @@ def _userlist() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _wait_listening(
-    host: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 10
-) -> None:
+def _wait_listening(k: int, running: Fleet, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-            raise RuntimeError(f"pgbouncer on {host}:{port} exited with {proc.returncode}: {' '.join(tail)}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        with contextlib.suppress(OSError), socket.create_connection((HOST.address, port(k)), timeout=0.2):
             return
-        time.sleep(0.05)
-    raise RuntimeError(f"pgbouncer on {host}:{port} not listening after {timeout:g} s")
+        time.sleep(0.1)
+    log = lab_fleet.ssh(HOST, f"sudo -n tail -n 2 {running.workdir}/pgb{k + 1}.log", check=False).strip()
+    raise RuntimeError(f"pgbouncer on {address(k)} not listening after {timeout:g} s: {log[-300:]}")
 
 
 @contextlib.contextmanager
 def fleet(count: int) -> Iterator[Fleet]:
-    """Start ``count`` PgBouncers; stop them all and remove their files when the block ends, however it ends.
-
-    Their files live in a new directory of the system's temp dir (which the ``postgres`` user can reach,
-    unlike a root-only working directory), owned by ``postgres`` when this runs as root.
-    """
-    workdir = Path(tempfile.mkdtemp(prefix="doctor-fleet-pgbouncer-"))
-    run_as = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-    running = Fleet(workdir)
+    """Start ``count`` PgBouncers on HOST; stop them and remove their files when the block ends, however."""
+    stale = {"units": f"{MARK}*.service", "dirs": f"/run/{MARK}*"}  # what a killed run left
+    lab_fleet.run_python(HOST, lab_fleet.CLEAN, stale)
+    mark = MARK + secrets.token_hex(4)
+    running = Fleet(Path("/run") / mark, mark)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        (workdir / "userlist.txt").write_text(_userlist())
-        os.chmod(workdir / "userlist.txt", 0o600)
-        if run_as is not None:  # PgBouncer refuses to run as root: its files belong to postgres
-            os.chown(workdir, run_as.pw_uid, run_as.pw_gid)
-            os.chown(workdir / "userlist.txt", run_as.pw_uid, run_as.pw_gid)
+        userlist = _userlist()
         for k in range(count):
-            ini = workdir / f"pgb{k + 1}.ini"
-            ini.write_text(_config(workdir, k))
-            argv = [PGBOUNCER, *(["-u", "postgres"] if run_as else []), str(ini)]
-            with (workdir / f"pgb{k + 1}.out").open("wb") as out:
-                running.procs.append(
-                    subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # noqa: S603
-                )
-        for k, proc in enumerate(running.procs):
-            _wait_listening(address(k), PORT, proc, workdir / f"pgb{k + 1}")
+            unit = f"{mark}-pgb{k + 1}"
+            running.units.append(unit)
+            params = {
+                "dir": str(running.workdir),
+                "user": "postgres",  # PgBouncer refuses to run as root
+                "files": {"userlist.txt": userlist, f"pgb{k + 1}.ini": _config(running.workdir, k)},
+                "unit": unit,
+                "max_s": UNIT_MAX_S,
+                "argv": [PGBOUNCER, str(running.workdir / f"pgb{k + 1}.ini")],
+            }
+            lab_fleet.run_python(HOST, lab_fleet.START_UNIT, params)
+        for k in range(count):
+            _wait_listening(k, running)
         yield running
     finally:
         running.stop()
         signal.signal(signal.SIGTERM, previous)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -190,16 +191,24 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def write_inventory(path: Path, pgbouncers: Sequence[str]) -> Path:
-    """An inventory (docs/inventory.md): these PgBouncers as the tier of two app nodes, the lab DB and Redis.
+    """An inventory (docs/inventory.md): these PgBouncers (``HOST:PORT``) as the tier of two app nodes, the
+    lab's database and Redis cache at their hosts' addresses.
 
     Written as JSON, which is valid YAML and needs no YAML library here.
     """
-    hosts = {f"pgb{i + 1}": {"ansible_host": a, "pgbouncer_listen_addr": a} for i, a in enumerate(pgbouncers)}
+    hosts = {}
+    for i, where in enumerate(pgbouncers):
+        host, listen_port = where.rsplit(":", 1)
+        hosts[f"pgb{i + 1}"] = {
+            "ansible_host": host,
+            "pgbouncer_listen_addr": host,
+            "pgbouncer_listen_port": int(listen_port),
+        }
+    redis = lab_fleet.first("redis")
     doc = {
         "all": {
             "vars": {
-                "ansible_connection": "local",
-                "database_host": "127.0.0.1",
+                "database_host": lab_fleet.db_host().address,
                 "database_port": 5432,
                 "database_max_connections": 100,
                 "database_superuser_reserved_connections": 3,
@@ -210,7 +219,6 @@ def write_inventory(path: Path, pgbouncers: Sequence[str]) -> Path:
                 "pgbouncer": {
                     "hosts": hosts,
                     "vars": {
-                        "pgbouncer_listen_port": PORT,
                         "pgbouncer_pool_mode": "transaction",
                         "pgbouncer_databases": [{"name": "app", "dbname": "app"}],
                         "pgbouncer_auth_users": [{"name": "app"}],
@@ -218,9 +226,10 @@ def write_inventory(path: Path, pgbouncers: Sequence[str]) -> Path:
                 },
                 "redis": {
                     "hosts": {
-                        "lab-redis": {
-                            "ansible_host": "127.0.0.1",
-                            "redis_listen_addr": "127.0.0.1",
+                        redis.name: {
+                            "ansible_host": redis.address,
+                            "redis_listen_addr": redis.address,
+                            "redis_ops_user": "toolkit",  # the lab's (inventory/lab/group_vars/redis)
                             "redis_listen_port": 6379,
                             "redis_maxmemory_mb": 256,
                             "toolkit_redis_key_prefix": "lab:",
@@ -375,8 +384,9 @@ def markdown(doc: dict[str, Any]) -> str:
     lines = [
         f"# Doctor over a fleet ({meta['date']}, {meta['machine']})",
         "",
-        f"`{meta['command']}`: wall time of `toolkit doctor --format json` over N PgBouncers (127.0.0.2 "
-        f"and up) plus the lab's PostgreSQL and Redis, {meta['rounds']} rounds interleaved, medians"
+        f"`{meta['command']}`: wall time of `toolkit doctor --format json` over N PgBouncers (on "
+        f"{HOST.name}, ports {PORT} and up) plus the lab's PostgreSQL and Redis, from the controller, "
+        f"{meta['rounds']} rounds interleaved, medians"
         f"{', after one untimed run of each N' if meta['warmup'] else ''}.",
         "",
         f"| N | targets | read (min) | median s | min s | ratio to N={summary['base_n']} | "

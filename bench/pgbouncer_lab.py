@@ -1,15 +1,22 @@
-"""Throwaway PgBouncer processes and the bench database, for bench/pool_sizing.py and its test.
+"""Throwaway PgBouncer processes and the bench database on the lab's fleet (bench/pool_sizing.py, its test).
 
-Never touches the lab's own PgBouncer (6432): every process here has its config, auth file, log and
-pidfile in a private temporary directory, listens on a free loopback port from 7432 up, runs as the
-``postgres`` system user (PgBouncer refuses root) and is stopped by :meth:`BenchLab.close`, which the
-context manager calls even on an error or Ctrl-C.
+The bench runs on this machine (the controller) and reaches the fleet over its network, as an app
+would: pgbench and the admin console from here against the PgBouncer host's address. Its PgBouncer
+processes run on the first PgBouncer host of inventory/lab (bench/fleet.py), next to the lab's own
+(port 6432, never touched) on free ports from 7432 up, each a transient systemd unit
+(``pool-sizing-*``, as the ``postgres`` system user, PgBouncer refuses root) with its config, auth
+file, log and pidfile in a private directory ``/run/pool-sizing-*`` on that host. :meth:`BenchLab.close`,
+which the context manager calls even on an error, Ctrl-C or SIGTERM, stops every unit and removes the
+directory; a run killed before that leaves units that the next run removes first.
 
-In PostgreSQL, as the superuser (``runuser -u postgres -- psql``, peer authentication): a database
-``bench`` and roles of its own (``poolbench_a`` owns the tables, ``poolbench_b`` may use them,
-``poolbench_migrate`` only connects, standing in for a migration that bypasses the pooler). Their
-passwords are generated on every run, set through psql's standard input, kept in the temporary
-directory (mode 0600) and never printed.
+In PostgreSQL, as the superuser over SSH on the database host (``sudo -n -u postgres psql``, SQL on
+stdin): a database ``bench`` and roles of its own (``poolbench_a`` owns the tables, ``poolbench_b`` may
+use them, ``poolbench_direct`` is the ceiling's client straight to PostgreSQL, ``poolbench_migrate``
+only connects, standing in for a migration that bypasses the pooler). The lab's pg_hba admits members
+of the app role only from the PgBouncer hosts, and other roles only from this machine: so the roles
+that go through the bench's PgBouncer are made members of ``app`` without its privileges (INHERIT
+FALSE, SET FALSE), and the roles that connect straight from here are not. Their passwords are
+generated on every run, set through psql's standard input, kept in files of mode 0600 and never printed.
 """
 
 from __future__ import annotations
@@ -19,9 +26,7 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fleet
+from fleet import FleetError
+
 from toolkit.adapters import pgbench
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
 
@@ -37,7 +45,11 @@ PGBOUNCER = "/usr/sbin/pgbouncer"
 RUN_AS = "postgres"
 DATABASE = "bench"
 OWNER, OTHER, MIGRATE, ADMIN = "poolbench_a", "poolbench_b", "poolbench_migrate", "poolbench_admin"
-PG_HOST, PG_PORT = "127.0.0.1", 5432
+DIRECT = "poolbench_direct"
+APP_GROUP = "app"  # pg_hba's +app: the roles it admits from the PgBouncer hosts only
+PG_HOST, PG_PORT = fleet.db_host().address, 5432
+BENCH_HOST = fleet.pgbouncer_host()
+MARK = "pool-sizing-"  # the transient units and their directories on BENCH_HOST
 FIRST_PORT = 7432
 LOCK = Path(tempfile.gettempdir()) / "pool-sizing-bench.lock"
 # What PostgreSQL answers a login beyond max_connections, and what PgBouncer logs for a failed login.
@@ -49,24 +61,25 @@ class LabError(RuntimeError):
 
 
 def psql_super(sql: str, dbname: str = "postgres", timeout: float = 120) -> str:
-    """Run SQL (from standard input, so no secret shows in the process list) as the postgres superuser."""
-    if os.geteuid() != 0:
-        raise LabError("the bench needs root (it runs psql as the postgres superuser via runuser)")
-    argv = ["runuser", "-u", RUN_AS, "--", "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", dbname]
-    proc = subprocess.run(  # noqa: S603 - fixed argv of system tools, SQL on stdin
-        argv,
-        input=sql,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise LabError(f"psql as postgres on {dbname} failed: {proc.stderr.strip()[:300]}")
-    return proc.stdout
+    """Run SQL (on standard input, so no secret shows in a process list) as postgres on the database host."""
+    try:
+        return fleet.psql_super(sql, dbname, timeout)
+    except FleetError as exc:
+        raise LabError(f"psql as postgres on {dbname}: {exc}") from None
 
 
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+UNIT_MAX_S = 3600  # a unit ends on its own after this, should every cleanup be skipped
+
+
+def remote(body: str, params: Mapping[str, Any], timeout: float = 60) -> str:
+    """Run ``body`` as root with python3 on BENCH_HOST (bench/fleet.py), as LabError when it fails."""
+    try:
+        return fleet.run_python(BENCH_HOST, body, params, timeout)
+    except FleetError as exc:
+        raise LabError(str(exc)) from None
+
+
+def port_is_free(port: int, host: str = BENCH_HOST.address) -> bool:
     """True if nothing listens on host:port (a connection is refused)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
@@ -79,34 +92,31 @@ class Bouncer:
 
     name: str
     port: int
-    config: Path
-    logfile: Path
-    proc: subprocess.Popen[bytes]
+    config: str  # on BENCH_HOST
+    logfile: str  # on BENCH_HOST
+    unit: str
     admin_password: str = field(repr=False)
+    stopped: bool = False
+
+    def log(self) -> str:
+        """The process's log file (empty when it has none yet)."""
+        return fleet.ssh(BENCH_HOST, f"sudo -n cat {self.logfile}", check=False)
 
     def login_failures(self) -> list[str]:
         """Log lines of server logins PostgreSQL refused (slots exhausted) or that failed otherwise."""
-        if not self.logfile.exists():
-            return []
-        return [
-            ln for ln in self.logfile.read_text(errors="replace").splitlines() if LOGIN_FAILURE.search(ln)
-        ]
+        return [ln for ln in self.log().splitlines() if LOGIN_FAILURE.search(ln)]
 
     def admin(self, timeout: float = 5.0) -> AdminConsole:
-        """A session on this process's admin console."""
+        """A session on this process's admin console, from here over the lab's network."""
         return AdminConsole(
-            AdminTarget("127.0.0.1", self.port, ADMIN, self.admin_password, self.name), timeout
+            AdminTarget(BENCH_HOST.address, self.port, ADMIN, self.admin_password, self.name), timeout
         )
 
     def stop(self) -> None:
-        """SIGTERM (immediate shutdown in 1.18), then SIGKILL if it lingers."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """Stop the unit (SIGTERM: immediate shutdown in 1.18; systemd kills it if it lingers)."""
+        if not self.stopped:
+            remote(fleet.CLEAN, {"units": f"{self.unit}.service", "dirs": ""})
+            self.stopped = True
 
 
 class BenchLab:
@@ -120,23 +130,21 @@ class BenchLab:
         except BlockingIOError:
             self._lock.close()
             raise LabError(f"another pool sizing bench holds {LOCK}: wait for it to finish") from None
-        self.dir = Path(tempfile.mkdtemp(prefix="pool-sizing-"))
-        self.passwords = {r: secrets.token_hex(16) for r in (OWNER, OTHER, MIGRATE, ADMIN)}
+        self.dir = Path(tempfile.mkdtemp(prefix=MARK))
+        self.mark = MARK + secrets.token_hex(4)  # this run's units and directory on BENCH_HOST
+        self.remote_dir = f"/run/{self.mark}"
+        self.passwords = {r: secrets.token_hex(16) for r in (OWNER, OTHER, MIGRATE, DIRECT, ADMIN)}
         self.bouncers: list[Bouncer] = []
         self.runs: list[pgbench.Run] = []
         self.cleanups: list[Callable[[], None]] = []  # run first by close(), newest first
         self._next_port = FIRST_PORT
         self._seq = 0
-        pgpass = self.dir / "pgpass"
-        pgpass.write_text("".join(f"127.0.0.1:*:*:{u}:{p}\n" for u, p in self.passwords.items()))
-        pgpass.chmod(0o600)
-        userlist = self.dir / "userlist.txt"
-        userlist.write_text("".join(f'"{u}" "{p}"\n' for u, p in self.passwords.items()))
-        userlist.chmod(0o600)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, RUN_AS)
-            shutil.chown(userlist, RUN_AS)
         self.dir.chmod(0o700)
+        pgpass = self.dir / "pgpass"
+        pgpass.touch(0o600)
+        pgpass.write_text("".join(f"*:*:*:{u}:{p}\n" for u, p in self.passwords.items()))
+        self.userlist = "".join(f'"{u}" "{p}"\n' for u, p in self.passwords.items())
+        remote(fleet.CLEAN, {"units": f"{MARK}*.service", "dirs": f"/run/{MARK}*"})  # what a killed run left
         self.env = {**os.environ, "PGPASSFILE": str(pgpass), "PGCONNECT_TIMEOUT": "10"}
         self.env.pop("PGPASSWORD", None)
 
@@ -155,8 +163,10 @@ class BenchLab:
                 print(f"bench cleanup: {exc}", file=sys.stderr)
         for run in self.runs:
             run.stop()
-        for b in self.bouncers:
-            b.stop()
+        try:
+            remote(fleet.CLEAN, {"units": f"{self.mark}-*.service", "dirs": self.remote_dir})
+        except LabError as exc:
+            print(f"bench cleanup: {exc}", file=sys.stderr)
         self.bouncers.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
         self._lock.close()
@@ -164,8 +174,14 @@ class BenchLab:
     # --- PostgreSQL -------------------------------------------------------------------------------
 
     def endpoint(self, port: int = PG_PORT, user: str = OWNER, dbname: str = DATABASE) -> pgbench.Endpoint:
-        """Where pgbench connects (PostgreSQL itself by default, or a bench PgBouncer's port)."""
-        return pgbench.Endpoint(PG_HOST, port, user, dbname)
+        """Where pgbench connects: a bench PgBouncer's port on BENCH_HOST, or PostgreSQL itself.
+
+        Straight to PostgreSQL (port 5432) the client is DIRECT: pg_hba refuses the pooled roles from
+        this machine.
+        """
+        if port == PG_PORT:
+            return pgbench.Endpoint(PG_HOST, port, DIRECT if user in (OWNER, OTHER) else user, dbname)
+        return pgbench.Endpoint(BENCH_HOST.address, port, user, dbname)
 
     def prepare(self, scale: int) -> str:
         """Roles with fresh passwords, database ``bench``, pgbench tables at ``scale`` (reused if there)."""
@@ -173,8 +189,10 @@ class BenchLab:
             f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{r}') THEN "
             f"CREATE ROLE {r} LOGIN; END IF; END$$;\n"
             f"ALTER ROLE {r} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{self.passwords[r]}';\n"
-            for r in (OWNER, OTHER, MIGRATE)
+            for r in (OWNER, OTHER, MIGRATE, DIRECT)
         )
+        # Admitted from the PgBouncer hosts (pg_hba's +app), with none of app's privileges.
+        roles += "".join(f"GRANT {APP_GROUP} TO {r} WITH INHERIT FALSE, SET FALSE;\n" for r in (OWNER, OTHER))
         psql_super(roles)
         exists = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"  # noqa: S608 - a constant
         if not psql_super(exists).strip():
@@ -190,9 +208,23 @@ class BenchLab:
         if branches == str(scale):
             note = f"pgbench tables at scale {scale} already in database {DATABASE}: reused"
         else:
-            pgbench.initialize(self.endpoint(), scale, self.env)
-            note = f"pgbench -i -s {scale} into database {DATABASE}"
-        psql_super(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {OTHER}", DATABASE)
+            # On the database host as postgres, then handed to OWNER: no pooled role logs in from here.
+            init = f"sudo -n -u postgres /usr/lib/postgresql/*/bin/pgbench -i -q -s {scale} {DATABASE}"
+            try:
+                fleet.ssh(fleet.db_host(), init, timeout=600)
+            except FleetError as exc:
+                raise LabError(f"pgbench -i on the database host: {exc}") from None
+            psql_super(
+                "".join(
+                    f"ALTER TABLE {t} OWNER TO {OWNER};\n"
+                    for t in ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+                ),
+                DATABASE,
+            )
+            note = f"pgbench -i -s {scale} into database {DATABASE} (on {fleet.db_host().name})"
+        psql_super(
+            f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {OTHER}, {DIRECT}", DATABASE
+        )
         return note
 
     def serve_role(self, role: str) -> None:
@@ -206,8 +238,7 @@ class BenchLab:
         secret = psql_super(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'").strip()  # noqa: S608
         if not secret.startswith("SCRAM-SHA-256$"):
             raise LabError(f"role {role} has no SCRAM password in PostgreSQL: the bench cannot serve it")
-        with (self.dir / "userlist.txt").open("a") as fh:
-            fh.write(f'"{role}" "{secret}"\n')
+        self.userlist += f'"{role}" "{secret}"\n'
 
     def reset_tables(self) -> None:
         """What pgbench does before a run without -n: vacuum the small tables, empty the history."""
@@ -236,7 +267,7 @@ class BenchLab:
 
         try:
             with psycopg.connect(
-                host=PG_HOST,
+                host=PG_HOST,  # from here: pg_hba admits the (non-app) migration role from this machine
                 port=PG_PORT,
                 user=MIGRATE,
                 dbname=DATABASE,
@@ -252,13 +283,13 @@ class BenchLab:
     # --- PgBouncer --------------------------------------------------------------------------------
 
     def free_port(self) -> int:
-        """The next loopback port from 7432 up that nothing listens on."""
+        """The next port from 7432 up that nothing listens on at BENCH_HOST's address."""
         while self._next_port < FIRST_PORT + 500:
             port = self._next_port
             self._next_port += 1
             if port_is_free(port):
                 return port
-        raise LabError("no free loopback port between 7432 and 7931 for the bench's PgBouncer")
+        raise LabError(f"no free port between 7432 and 7931 on {BENCH_HOST.name} for the bench's PgBouncer")
 
     def start(
         self,
@@ -274,13 +305,14 @@ class BenchLab:
         for _ in range(processes):
             self._seq += 1
             name = f"pgb{self._seq}"
-            log, pid = self.dir / f"{name}.log", self.dir / f"{name}.pid"
+            d = self.remote_dir
+            log, pid, ini = f"{d}/{name}.log", f"{d}/{name}.pid", f"{d}/{name}.ini"
             conf = {
-                "listen_addr": "127.0.0.1",
+                "listen_addr": BENCH_HOST.address,
                 "listen_port": port,
                 "unix_socket_dir": "",
                 "auth_type": "scram-sha-256",
-                "auth_file": self.dir / "userlist.txt",
+                "auth_file": f"{d}/userlist.txt",
                 "admin_users": ADMIN,
                 "stats_users": ADMIN,
                 "pool_mode": "transaction",
@@ -296,18 +328,20 @@ class BenchLab:
                 f"{alias} = host={PG_HOST} port={PG_PORT} dbname={db}\n" for alias, db in databases.items()
             )
             text += "\n[pgbouncer]\n" + "".join(f"{k} = {v}\n" for k, v in conf.items())
-            path = self.dir / f"{name}.ini"
-            path.write_text(text)
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [PGBOUNCER, str(path)],
-                user=RUN_AS if os.geteuid() == 0 else None,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                process_group=0,  # a Ctrl-C at the terminal reaches the bench, which stops it
-            )
-            bouncer = Bouncer(name, port, path, log, proc, self.passwords[ADMIN])
+            unit = f"{self.mark}-{name}"
+            bouncer = Bouncer(name, port, ini, log, unit, self.passwords[ADMIN])
             self.bouncers.append(bouncer)
+            remote(
+                fleet.START_UNIT,
+                {
+                    "dir": d,
+                    "user": RUN_AS,
+                    "files": {f"{name}.ini": text, "userlist.txt": self.userlist},
+                    "unit": unit,
+                    "max_s": UNIT_MAX_S,
+                    "argv": [PGBOUNCER, ini],
+                },
+            )
             started.append(bouncer)
             self._wait_listening(bouncer)
         return started
@@ -320,13 +354,15 @@ class BenchLab:
                 self.bouncers.remove(b)
 
     @staticmethod
-    def _wait_listening(b: Bouncer, timeout: float = 10.0) -> None:
+    def _wait_listening(b: Bouncer, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
+        where = f"PgBouncer {b.name} on {BENCH_HOST.name}:{b.port}"
         while time.monotonic() < deadline:
-            if b.proc.poll() is not None:
-                tail = b.logfile.read_text(errors="replace")[-400:] if b.logfile.exists() else ""
-                raise LabError(f"PgBouncer {b.name} on port {b.port} exited at start: {tail.strip()}")
-            if b.logfile.exists() and "listening on" in b.logfile.read_text(errors="replace"):
+            log = b.log()
+            if "listening on" in log:
                 return
-            time.sleep(0.05)
-        raise LabError(f"PgBouncer {b.name} did not listen on port {b.port} within {timeout:g} s")
+            state = fleet.ssh(BENCH_HOST, f"systemctl is-active {b.unit}.service", check=False).strip()
+            if state == "failed":
+                raise LabError(f"{where} exited at start: {log[-400:]}")
+            time.sleep(0.2)
+        raise LabError(f"{where} did not listen within {timeout:g} s")

@@ -26,6 +26,12 @@ pool (8 x 20 x 2 processes overruns max_connections) against the plan for that t
 errors, server logins refused (PgBouncer's log), and whether a non-superuser "migration" connection
 straight to PostgreSQL gets in during the run.
 
+On the lab's fleet (bench/pgbouncer_lab.py): pgbench runs here, on the controller, against the bench's
+PgBouncer processes on the first PgBouncer host's address (and the ceiling against the database host's),
+so every transaction crosses the lab's network as an app node's would; the controller is where the
+measuring happens (pgbench's latency log and wrk stay local), and on this one machine every host shares
+its cores anyway.
+
 Every configuration runs once per round, rounds interleaved (odd rounds in reverse order) so that
 drift hits all alike; the tables give medians. Each PgBouncer is started for its run and stopped after
 it (bench/pgbouncer_lab.py), so no server connection outlives its run.
@@ -59,7 +65,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import demo_http  # noqa: E402
 from machine import machine  # noqa: E402
-from pgbouncer_lab import DATABASE, OTHER, OWNER, PG_HOST, PG_PORT, BenchLab, LabError  # noqa: E402
+from pgbouncer_lab import BENCH_HOST, DATABASE, OTHER, OWNER, PG_PORT, BenchLab, LabError  # noqa: E402
 
 from toolkit.adapters import inventory, pgbench  # noqa: E402
 from toolkit.domain.calibrate import database_hold_factor, inventory_hold_factor, measure  # noqa: E402
@@ -218,7 +224,7 @@ class HttpLoad:
         self, lab: BenchLab, port: int, cfg: Config, args: argparse.Namespace, tag: str
     ) -> Iterator[Callable[[], dict[str, Any]]]:
         """Start the instance, warm it up (not counted), yield the measured load, stop it."""
-        host, db_port = self.demo.direct if cfg.kind == "direct" else (PG_HOST, port)
+        host, db_port = self.demo.direct if cfg.kind == "direct" else (BENCH_HOST.address, port)
         self.demo.start(host, db_port)
         try:
             self.demo.load(cfg.clients, self.warmup)  # every worker booted, imports and URLconf loaded

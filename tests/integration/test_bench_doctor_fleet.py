@@ -1,5 +1,6 @@
-"""The doctor_fleet harness on a tiny fleet: it starts its PgBouncers, doctor reads every target, and
-nothing it started is left running, also when the block that uses the fleet fails. No timing asserts."""
+"""The doctor_fleet harness on a tiny fleet: it starts its PgBouncers on the lab's first PgBouncer host,
+doctor reads every target from this machine, and nothing it started is left running there, also when
+the block that uses the fleet fails. No timing asserts."""
 
 from __future__ import annotations
 
@@ -13,32 +14,22 @@ from types import ModuleType
 
 import pytest
 
+from tests.integration.conftest import PGBOUNCER_HOSTS, address
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "doctor_fleet.py"
+HOST = address(PGBOUNCER_HOSTS[0])  # where the harness starts its PgBouncers (ports 6433 and up)
 
 
 def harness() -> ModuleType:
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))  # its own imports: fleet, machine
     spec = importlib.util.spec_from_file_location("doctor_fleet", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
-
-
-def processes_under(directory: Path) -> list[str]:
-    """Command lines of the running processes that name a file under ``directory``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue  # the process ended meanwhile
-        if any(str(directory) in arg for arg in argv):
-            found.append(" ".join(argv).strip())
-    return found
 
 
 def listening(host: str, port: int) -> bool:
@@ -93,29 +84,25 @@ def test_two_sizes_every_target_read_and_nothing_left_running(tmp_path: Path) ->
     md = (tmp_path / "results" / "doctor_fleet.md").read_text()
     assert md.startswith("# Doctor over a fleet (")
     assert "| 2 | 4 | 4 |" in md  # N = 2: four targets, four read
-    assert "127.0.0.3" in (tmp_path / "fleet-2.yml").read_text()  # N = 2 lists both PgBouncers
-    assert "127.0.0.3" not in (tmp_path / "fleet-1.yml").read_text()
+    assert "6434" in (tmp_path / "fleet-2.yml").read_text()  # N = 2 lists both PgBouncers
+    assert "6434" not in (tmp_path / "fleet-1.yml").read_text()
     fleet_dir = Path(doc["fleet_dir"])
     assert fleet_dir.name.startswith("doctor-fleet-pgbouncer-")
-    assert processes_under(fleet_dir) == []
-    assert not fleet_dir.exists()
-    assert not listening("127.0.0.2", 6433)
-    assert not listening("127.0.0.3", 6433)
-    assert listening("127.0.0.1", 6432)  # the lab's PgBouncer is untouched
+    assert harness().running_units() == []
+    assert not listening(HOST, 6433)
+    assert not listening(HOST, 6434)
+    assert listening(HOST, 6432)  # the lab's PgBouncer is untouched
 
 
 def test_the_fleet_is_stopped_when_the_block_fails() -> None:
     fleet_module = harness()
     seen: dict[str, object] = {}
     with pytest.raises(RuntimeError, match="failed on purpose"), fleet_module.fleet(2) as running:
-        seen["dir"] = running.workdir
-        seen["listening"] = [listening("127.0.0.2", 6433), listening("127.0.0.3", 6433)]
-        seen["processes"] = len(processes_under(running.workdir))
+        seen["listening"] = [listening(HOST, 6433), listening(HOST, 6434)]
+        seen["units"] = len(fleet_module.running_units(running.mark))
         raise RuntimeError("failed on purpose")
     assert seen["listening"] == [True, True]
-    assert seen["processes"] == 2
-    assert isinstance(seen["dir"], Path)
-    assert processes_under(seen["dir"]) == []
-    assert not seen["dir"].exists()
-    assert not listening("127.0.0.2", 6433)
-    assert not listening("127.0.0.3", 6433)
+    assert seen["units"] == 2
+    assert fleet_module.running_units() == []
+    assert not listening(HOST, 6433)
+    assert not listening(HOST, 6434)

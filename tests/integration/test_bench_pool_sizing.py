@@ -1,10 +1,11 @@
 """The pool sizing harness on a tiny sweep, and ``toolkit calibrate --sweep`` against a bench PgBouncer.
 
-Both use PgBouncer processes of their own (bench/pgbouncer_lab.py, ports from 7432), never the lab's
-6432, and the database ``bench`` with roles of their own; the HTTP workload runs demo instances of its
-own (ports from 8201) when the lab deployed the demo app, and is skipped, saying why, when not. No
-timing asserts: only that the harness measures every configuration, writes its files and stops every
-process it started.
+Both use PgBouncer processes of their own on the lab's first PgBouncer host (bench/pgbouncer_lab.py:
+transient units ``pool-sizing-*``, ports from 7432), never the lab's 6432, and the database ``bench``
+on the database host with roles of their own; pgbench and toolkit run here, on the controller, over
+the lab's network. The HTTP workload is skipped, saying why, where bench/demo_http.py cannot run it
+(on the fleet, for now). No timing asserts: only that the harness measures every configuration,
+writes its files and stops every process it started, here and on the PgBouncer host.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from tests.integration.conftest import BIN, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 import demo_http
-from pgbouncer_lab import ADMIN, OWNER, BenchLab
+import fleet
+from pgbouncer_lab import ADMIN, BENCH_HOST, OWNER, BenchLab
 
 BENCH = ROOT / "bench" / "pool_sizing.py"
 MARK = "pool-sizing-"  # every file of the bench (configs, logs) lives in a temp dir named so
@@ -47,7 +49,14 @@ def leftovers() -> list[str]:
         ours = MARK in cmd and ("pgbouncer" in cmd or "pgbench" in cmd)
         if ours or f"TOOLKIT_DEMO_ETC={tempfile.gettempdir()}/{MARK}" in env:
             found.append(f"{proc.name}: {cmd[:120]}")
-    return found
+    return found + remote_leftovers()
+
+
+def remote_leftovers() -> list[str]:
+    """The bench's units (their description is PgBouncer's command line) and directories on its host."""
+    units = fleet.ssh(BENCH_HOST, f"systemctl list-units --plain --no-legend --all '{MARK}*'")
+    dirs = fleet.ssh(BENCH_HOST, f"sudo -n find /run -maxdepth 1 -name '{MARK}*'")
+    return [f"{BENCH_HOST.name}: {line[:160]}" for line in (units + dirs).splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +221,7 @@ all:
   vars:
     database_max_connections: 100
     database_cores: 2
-    pgbouncer_listen_addr: 127.0.0.1
+    pgbouncer_listen_addr: {BENCH_HOST.address}
     pgbouncer_listen_port: {port}
     pgbouncer_databases: [{{name: bench}}, {{name: empty}}, {{name: pinned}}]
     pgbouncer_auth_users: [{{name: {OWNER}}}]
@@ -221,6 +230,7 @@ all:
     pgbouncer:
       hosts:
         staging-pgb:
+          ansible_host: {BENCH_HOST.address}
     django:
       hosts:
         web1:

@@ -50,7 +50,8 @@ LOAD_TARGET = ("-h", address(PGBOUNCER), "-p", "6432", "-U", "app", "app")
 DATASET = (
     "sudo -n -u postgres psql -X -q -v ON_ERROR_STOP=1 -d app -c 'DROP SCHEMA IF EXISTS calib CASCADE' "
     "-c 'CREATE SCHEMA calib AUTHORIZATION app' && "
-    "sudo -n -u postgres env PGOPTIONS='-c search_path=calib' /usr/lib/postgresql/*/bin/pgbench -i -s 1 -q app && "
+    "sudo -n -u postgres env PGOPTIONS='-c search_path=calib' "
+    "/usr/lib/postgresql/*/bin/pgbench -i -s 1 -q app && "
     "sudo -n -u postgres psql -X -q -v ON_ERROR_STOP=1 -d app"
 )
 HANDOVER = """\
