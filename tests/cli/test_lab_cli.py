@@ -97,7 +97,7 @@ def test_table_shows_phases_claims_and_verdict(
     assert "FAIL pool-exhaustion" in out
 
 
-@pytest.mark.parametrize("module", ["lab.drills.http_load", "lab.drills.report"])
+@pytest.mark.parametrize("module", ["lab.drills.http_load", "lab.drills.report", "lab.drills.harness"])
 def test_the_lab_modules_doctests(module: str) -> None:
     """`make cli` runs them: the lab's modules are outside the paths `make unit` collects doctests from."""
     result = doctest.testmod(importlib.import_module(module))
