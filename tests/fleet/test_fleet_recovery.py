@@ -85,3 +85,46 @@ def test_down_removes_everything_it_made_and_up_works_again(fleet: Any, ssh: Ssh
         assert f"{host.name} booting at {host.address}" in up.stdout
         assert "disk kept" in up.stdout
         assert ssh(host.name, "systemctl is-system-running").stdout.strip() == "running"
+
+
+def _scratch_ssh(name: str, command: str) -> subprocess.CompletedProcess[str]:
+    config = Path(__file__).resolve().parents[2] / ".lab" / "fleet" / "scratch_ssh_config"
+    return subprocess.run(
+        ["ssh", "-F", str(config), name, command], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_a_scratch_host_recovers_from_a_killed_run_and_down_removes_all_of_it(fleet: Any, ssh: Ssh) -> None:
+    """Molecule's scratch hosts: booted beside the lab without touching it, recovered after their nspawn is
+    killed (disk kept), remade empty with --fresh, and taken apart entirely by down --scratch."""
+    lab_pids = {h.name: _nspawn_pid(h.name) for h in fleet.hosts}
+    name, marker = "tks12", "/var/tmp/toolkit-scratch-marker"
+    hd = STATE / "hosts" / name
+    try:
+        up = fleet_cmd("up", "--scratch", f"{name}:bookworm", "--fresh")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"fleet: scratch {name} booting at 198.18.0.20 (bookworm, new disk" in up.stdout
+        booted = _scratch_ssh(name, f"sudo -n touch {marker} && systemctl is-system-running")
+        assert booted.stdout.strip() == "running", booted.stderr
+        os.kill(_nspawn_pid(name), signal.SIGKILL)
+        time.sleep(0.5)
+        again = fleet_cmd("up", "--scratch", f"{name}:bookworm")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"fleet: scratch {name}: cleaning what was left:" in again.stdout
+        assert "disk kept" in again.stdout
+        kept = _scratch_ssh(name, f"test -e {marker} && systemctl is-system-running")
+        assert kept.stdout.strip() == "running", kept.stderr
+        fresh = fleet_cmd("up", "--scratch", f"{name}:bookworm", "--fresh")
+        assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+        assert "new disk" in fresh.stdout
+        assert _scratch_ssh(name, f"test -e {marker}; echo $?").stdout.strip() == "1"
+    finally:
+        down = fleet_cmd("down", "--scratch", name)
+    assert down.returncode == 0, down.stdout + down.stderr
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert f"toolkit-{name}" not in netns
+    assert f"tkv-{name}" not in os.listdir("/sys/class/net")
+    assert str(hd / "root") not in _mounts()
+    assert not hd.exists()
+    assert {h.name: _nspawn_pid(h.name) for h in fleet.hosts} == lab_pids
+    assert ssh(fleet.hosts[0].name, "systemctl is-system-running").stdout.strip() == "running"

@@ -177,3 +177,52 @@ def test_classify_names_every_leftover_in_cleanup_order(
 def test_the_doctests_of_fleet_spec_pass() -> None:
     result = doctest.testmod(spec)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_scratch_hosts_take_addresses_beyond_the_lab_in_the_order_given() -> None:
+    fleet = spec.parse_fleet(tomllib.loads((LAB / "fleet.toml").read_text()), "fleet.toml")
+    hosts = spec.parse_scratch("mol12:bookworm, mol13:trixie", fleet)
+    assert [(h.name, h.release, str(h.address)) for h in hosts] == [
+        ("mol12", "bookworm", "198.18.0.20"),
+        ("mol13", "trixie", "198.18.0.21"),
+    ]
+    assert not {h.address for h in hosts} & {h.address for h in fleet.hosts}
+    assert {h.netns for h in hosts}.isdisjoint({h.netns for h in fleet.hosts})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "needs NAME:RELEASE"),
+        ("db1:trixie", "db1 is a lab host"),
+        ("mol12:bookworm,mol12:trixie", "listed twice"),
+        ("mol12", "release '' is not one of bookworm, trixie"),
+        ("mol12:sid", "release 'sid'"),
+        ("Mol-12:trixie", "must match"),
+    ],
+)
+def test_bad_scratch_specs_are_usage_errors(text: str, message: str) -> None:
+    with pytest.raises(spec.FleetError, match=message) as err:
+        spec.parse_scratch(text, spec.parse_fleet(_data(), "t"))
+    assert err.value.code == 64
+
+
+def test_a_scratch_host_to_take_down_needs_no_release() -> None:
+    hosts = spec.parse_scratch("mol12,mol13", spec.parse_fleet(_data(), "t"), need_release=False)
+    assert [h.name for h in hosts] == ["mol12", "mol13"]
+
+
+def test_scratch_offsets_may_not_overlap_the_lab_hosts() -> None:
+    data = _data()
+    data["scratch"] = {"first_host": 11}
+    with pytest.raises(spec.FleetError, match="overlaps the lab hosts") as err:
+        spec.parse_fleet(data, "t")
+    assert err.value.code == 65
+
+
+def test_a_scratch_host_may_not_take_another_live_scratch_hosts_address() -> None:
+    hosts = spec.parse_scratch("mol12:bookworm", spec.parse_fleet(_data(), "t"))
+    assert spec.scratch_conflicts(hosts, {"mol12": "198.18.0.12"}) == []
+    assert spec.scratch_conflicts(hosts, {"old": "198.18.0.12"}) == [
+        "mol12 wants 198.18.0.12, which scratch host old holds"
+    ]
