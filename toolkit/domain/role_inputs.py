@@ -241,7 +241,6 @@ ROLE_VARIABLES: dict[str, dict[str, Check]] = {
         "postgresql_lab_hba_networks": list_of(_hba_network),
         "postgresql_lab_hba_app_networks": list_of(_hba_network, empty=True),
         "postgresql_lab_idle_in_transaction_session_timeout": integer(0, INT32_MAX),
-        "postgresql_lab_scram_seed": secret,
         "postgresql_lab_users": records({"name": PG_ROLE, "password": secret}, ("name", "password")),
         "postgresql_lab_databases": records({"name": PG_ROLE, "owner": PG_ROLE}, ("name", "owner")),
         "postgresql_lab_monitoring_user": PG_ROLE,
