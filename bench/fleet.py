@@ -24,6 +24,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 INVENTORY = ROOT / "inventory" / "lab"
 _INVENTORY_DIR = re.compile(r"\{\{\s*inventory_dir\s*\}\}")
+# One connection per host, reused: a new SSH login costs 0.6 s here, a command over it 0.05 s; the
+# master ends on its own 30 s after its last use.
+MULTIPLEX = (
+    "-o",
+    "ControlMaster=auto",
+    "-o",
+    "ControlPath=/tmp/toolkit-lab-ssh-%C",
+    "-o",
+    "ControlPersist=30",
+)
 
 
 class FleetError(RuntimeError):
@@ -63,7 +73,15 @@ def hosts() -> dict[str, tuple[Host, tuple[str, ...]]]:
     for name, (hv, groups) in found.items():
         args = _INVENTORY_DIR.sub(str(INVENTORY), str(hv.get("ansible_ssh_common_args") or ""))
         address = str(hv.get("ansible_host") or name)
-        argv = ("ssh", *shlex.split(args), "-o", "BatchMode=yes", "-l", str(hv.get("ansible_user", "root")))
+        argv = (
+            "ssh",
+            *shlex.split(args),
+            *MULTIPLEX,
+            "-o",
+            "BatchMode=yes",
+            "-l",
+            str(hv.get("ansible_user", "root")),
+        )
         out[name] = (Host(name, address, (*argv, address)), tuple(groups))
     return out
 
