@@ -99,7 +99,10 @@ def read_all(
             status = replace(status, address=f"{status.address} process {process}")
         statuses.append(status)
         if finished and slot.error is None:
-            states.append(slot.result)
+            result = slot.result
+            if process and isinstance(result, PgBouncerState):  # findings name the process
+                result = replace(result, address=f"{result.address} process {process}")
+            states.append(result)
     return statuses, states
 
 
@@ -127,12 +130,17 @@ def snapshot(
     timeout: float,
     django: DjangoProfile | None = None,
     offline: bool = False,
+    processes: Mapping[str, int] | None = None,
 ) -> Snapshot:
-    """Gather the live state (unless offline) into one Snapshot."""
+    """Gather the live state (unless offline) into one Snapshot.
+
+    With ``processes``, each process of a PgBouncer host that runs several on one port is a target
+    of its own (a server connection of one process is invisible to the others' SHOW SERVERS).
+    """
     statuses: list[TargetStatus] = []
     states: list[Any] = []
     if not offline:
-        statuses, states = read_all(endpoints, secrets, timeout)
+        statuses, states = read_all(endpoints, secrets, timeout, processes)
     return Snapshot(
         topology=topology,
         plan=plan,

@@ -71,7 +71,7 @@ class World:
     calls: list[tuple[Sequence[Endpoint], Secrets, float]] = field(default_factory=list)
 
     def read_all(
-        self, endpoints: Sequence[Endpoint], secrets: Secrets, timeout: float
+        self, endpoints: Sequence[Endpoint], secrets: Secrets, timeout: float, processes: Any = None
     ) -> tuple[list[TargetStatus], list[Any]]:
         self.calls.append((endpoints, secrets, timeout))
         pgb = _down("pgb1", "pgbouncer", PGB, self.pgbouncer_cause)

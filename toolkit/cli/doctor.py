@@ -104,6 +104,7 @@ def doctor_command(
         timeout,
         django=profile,
         offline=offline,
+        processes={h.name: h.processes for h in ctx.topology.pgbouncers},
     )
     if profile is None:
         snap = _read_nodes(snap, data.hostvars, data.source, timeout)

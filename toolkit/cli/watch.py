@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -17,37 +17,28 @@ from toolkit.cli.context import load_context
 from toolkit.cli.numbers import count as whole
 from toolkit.cli.numbers import seconds
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
-from toolkit.domain.runbooks.processes import process_number
 from toolkit.domain.snapshot import PgBouncerState, TargetStatus
 
 COLUMNS = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "maxwait")
 
 
-def _name(state: PgBouncerState, processes: Mapping[str, int]) -> str:
-    """``pgb1``, or ``pgb2 p2`` for one process of a host that runs several on one port."""
-    if processes.get(state.host, 1) <= 1:
-        return state.host
-    number = process_number(state.config)
-    return f"{state.host} p{number}" if number else f"{state.host} p?"
-
-
 def pools_table(
     statuses: Sequence[TargetStatus],
     states: Sequence[PgBouncerState],
-    processes: Mapping[str, int] | None = None,
 ) -> Table:
     """One row per pool per PgBouncer process, fleet totals last; unreachable targets say why.
 
-    A process with no pool yet (no client has come) still gets a row, so every host is on screen.
+    A row names the inventory host and the address read (``pgb2@198.18.0.12:6432 process 2`` for
+    one process of several on a port). A process with no pool yet (no client has come) still gets
+    a row, so every host is on screen.
     """
-    processes = processes or {}
     table = Table(title=f"pools at {time.strftime('%H:%M:%S')}", title_justify="left")
     for col in ("pgbouncer", "database/user", *COLUMNS):
         table.add_column(col, justify="left" if col in ("pgbouncer", "database/user") else "right")
     totals = [0, 0, 0, 0]
     worst_wait = 0.0
-    for state in sorted(states, key=lambda st: (st.host, process_number(st.config))):
-        name = escape(_name(state, processes))
+    for state in sorted(states, key=lambda st: (st.host, st.address)):
+        name = escape(f"{state.host}@{state.address}")
         pools = [p for p in state.pools if p.database != "pgbouncer"]
         if not pools:
             table.add_row(name, "[dim]no pool yet[/dim]", "0", "0", "0", "0", "0.0")
@@ -73,8 +64,9 @@ def pools_table(
             worst_wait = max(worst_wait, p.maxwait_seconds)
     for s in statuses:
         if not s.ok:
-            where = escape(s.name + s.address.partition(" ")[2].replace("process ", " p"))
-            table.add_row(where, f"[red]{escape(str(s.cause))}[/red]", "", "", "", "", "")
+            table.add_row(
+                escape(f"{s.name}@{s.address}"), f"[red]{escape(str(s.cause))}[/red]", "", "", "", "", ""
+            )
     table.add_row("[bold]fleet[/bold]", "", *(str(v) for v in totals), f"{worst_wait:.1f}")
     return table
 
@@ -117,7 +109,7 @@ def watch_command(
             while count == 0 or done < count:
                 statuses, states = gather.read_all(targets, secrets, timeout, processes)
                 pgb = [s for s in states if isinstance(s, PgBouncerState)]
-                live.update(pools_table(statuses, pgb, processes), refresh=True)
+                live.update(pools_table(statuses, pgb), refresh=True)
                 done += 1
                 if count == 0 or done < count:
                     time.sleep(interval)
