@@ -38,13 +38,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pgbouncer_lab import LabError, port_is_free
 
 from lab.drills import http_load
-from lab.drills.harness import write_node_config
 
 SERVE = Path("/opt/toolkit-demo/bin/serve")
 SOURCE = Path("/opt/toolkit-demo/etc/app-1.json")
@@ -59,6 +59,19 @@ FLEET_REASON = (
 )
 FIRST_PORT = 8201
 ENDPOINT = "/books/"
+
+
+def write_node_config(path: Path, config: Mapping[str, Any], group: int) -> None:
+    """Write a demo node's config file as the role does: mode 0640, root and the app's group.
+
+    It holds passwords, so it is created with its mode (never readable by others, not even briefly)
+    and replaces nothing: an existing file is removed first.
+    """
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    os.chown(path, 0, group)
 
 
 def unavailable() -> str | None:
