@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet = ops.load_fleet()
     records: list[dict[str, Any]] = []
     with lab_lock():
+        started = time.monotonic()
         try:
             heal(fleet)
             baseline = probe.doctor()
@@ -232,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             heal(fleet)
     print(table(records))
+    print(f"faults: {len(records)} fault(s) in {time.monotonic() - started:.0f} s (with the lab lock held)")
     extra = headroom_text(records)
     if extra:
         print(extra)
