@@ -38,6 +38,7 @@ LOCK = Path("/tmp/toolkit-lab.lock")  # noqa: S108 (the lab lock every lab comma
 LOAD_SECONDS = 10.0
 RECOVERY_SECONDS = {"power-off": 240.0}
 RECOVERY_DEFAULT = 90.0
+FULL_DEMAND_CLIENTS = 12
 
 
 @contextlib.contextmanager
@@ -91,7 +92,10 @@ def run_fault(fault: ops.Fault, baseline: probe.Doctor, fleet: Fleet, seconds: f
             processes = len(ops.PGBOUNCER_UNITS[other.name])
             sampler = pools.Sampler(str(other.address), processes)
         loaded: list[probe.Load] = []
-        worker = threading.Thread(target=lambda: loaded.append(probe.load(seconds)))
+        # With a PgBouncer host stopped the survivor gets the tier's whole client demand (the plan's
+        # client_demand: 12 threads on app1 + 8 slots on app2, rounded to 12 clients per node).
+        clients = FULL_DEMAND_CLIENTS if sampler is not None else probe.CLIENTS_PER_NODE
+        worker = threading.Thread(target=lambda: loaded.append(probe.load(seconds, clients)))
         with sampler or contextlib.nullcontext():
             worker.start()
             seen = probe.doctor()
@@ -106,7 +110,7 @@ def run_fault(fault: ops.Fault, baseline: probe.Doctor, fleet: Fleet, seconds: f
             "text": findings_text(about),
             "new": sorted(f"{i} @ {t}" for i, t in seen.keys() - baseline.keys()),
         }
-        record["requests"] = loaded[0].summary()
+        record["requests"] = {**loaded[0].summary(), "clients": 2 * clients}
         if sampler is not None and other is not None:
             record["headroom"] = {"budget": pools.budget(), "survivor": other.name, **sampler.report()}
     except (ops.FaultError, RuntimeError, OSError) as exc:
