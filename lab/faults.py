@@ -110,7 +110,7 @@ def run_fault(fault: ops.Fault, baseline: probe.Doctor, fleet: Fleet, seconds: f
             "text": findings_text(about),
             "new": sorted(f"{i} @ {t}" for i, t in seen.keys() - baseline.keys()),
         }
-        record["requests"] = {**loaded[0].summary(), "clients": 2 * clients}
+        record["requests"] = {**loaded[0].summary(), "clients": len(probe.APPS) * clients}
         if sampler is not None and other is not None:
             record["headroom"] = {"budget": pools.budget(), "survivor": other.name, **sampler.report()}
     except (ops.FaultError, RuntimeError, OSError) as exc:
