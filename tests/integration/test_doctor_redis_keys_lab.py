@@ -1,4 +1,4 @@
-"""Doctor's TTL sample on the lab's Redis, with keys under the app prefix, read as the ops user.
+"""Doctor's TTL sample on the lab's Redis cache (redis1), read from the controller as the ops user.
 
 The ops user may SCAN and TTL keys under the prefix but never read a value: the sample must work
 with keys present (with and without a TTL), and the user must still be refused GET.
@@ -14,13 +14,15 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, lab_secret
+from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, address, lab_secret
+
+CACHE = "redis1"
 
 pytestmark = pytest.mark.integration
 
 
 def _client(user: str, secret: str) -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=6379, username=user, password=lab_secret(secret))
+    return redis.Redis(host=address(CACHE), port=6379, username=user, password=lab_secret(secret))
 
 
 @pytest.fixture
@@ -65,7 +67,11 @@ def test_doctor_samples_ttls_with_keys_present_and_reports_those_without(keys: l
     doc = json.loads(proc.stdout)
     redis_targets = [t for t in doc["targets"] if t["kind"] == "redis"]
     assert redis_targets and all(t["ok"] for t in redis_targets), redis_targets
-    found = [f for f in doc["findings"] if f["id"] == "redis.keys_without_ttl"]
+    found = [
+        f
+        for f in doc["findings"]
+        if f["id"] == "redis.keys_without_ttl" and f["target"] == f"redis@{address(CACHE)}:6379"
+    ]
     assert len(found) == 1, doc["findings"]
     assert found[0]["evidence"]["without_ttl"] >= len(keys), found[0]["evidence"]
 
