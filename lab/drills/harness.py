@@ -75,6 +75,7 @@ class Lab:
     nodes: tuple[Node, ...]
     db_host: str = ""
     ssh_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pgbouncers: Mapping[str, str] = field(default_factory=dict)  # PgBouncer host -> its listen address
 
     @classmethod
     def load(cls, inventory_path: str) -> Lab:
@@ -98,7 +99,12 @@ class Lab:
         base = Path(inventory_path).resolve()
         base = base if base.is_dir() else base.parent
         routes = {host: ssh_argv(host, hv, base) for host, hv in data.hostvars.items()}
-        return cls(inventory_path, tuple(nodes), db[0] if db else "", routes)
+        tier = {
+            host: str(hv.get("pgbouncer_listen_addr") or hv.get("ansible_host") or host)
+            for host in data.groups.get("pgbouncer", [])
+            for hv in (data.hostvars.get(host, {}),)
+        }
+        return cls(inventory_path, tuple(nodes), db[0] if db else "", routes, tier)
 
     def node(self, server_prefix: str) -> Node:
         """The first node whose server kind starts with ``server_prefix`` (``wsgi`` or ``asgi``)."""
@@ -261,7 +267,11 @@ gid = grp.getgrnam(p["user"]).gr_gid
 os.mkdir(etc, 0o750); os.chown(etc, 0, gid)
 with open(p["root"] + "/etc/" + p["node"] + ".json", encoding="utf-8") as f:
     config = json.load(f)
-config.update(p["overrides"])
+for key, value in p["overrides"].items():  # one level deep: {"database": {"host": ...}} keeps the rest
+    if isinstance(value, dict) and isinstance(config.get(key), dict):
+        config[key].update(value)
+    else:
+        config[key] = value
 fd = os.open(etc + "/" + p["node"] + ".json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
 os.fchown(fd, 0, gid)
 with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -292,19 +302,22 @@ def extra_instances(
     env: Mapping[str, str] | None = None,
     wait_s: float = 60,
     overrides: Mapping[str, Any] | None = None,
+    by_port: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> Iterator[list[str]]:
     """Start ``serve NODE PORT`` on each node's host, wait for /healthz from here, remove them all on exit.
 
     Each instance is a transient systemd unit (``sudo -n systemd-run``) running as the demo user with
-    a copy of the node's config file, ``overrides`` applied (for example ``{"server": "wsgi_sync",
-    "workers": 27}``), in ``/run/<unit>`` on the host. On the way out, failure included, every unit is
-    stopped and its directory removed.
+    a copy of the node's config file, ``overrides`` applied one level deep (for example ``{"workers":
+    1, "threads": 27, "database": {"host": "198.18.0.11"}}``), in ``/run/<unit>`` on the host.
+    ``by_port`` adds overrides of one instance, by its port. On the way out, failure included, every
+    unit is stopped and its directory removed.
     """
     started: list[tuple[Node, int]] = []
     try:
         for node, port in specs:
             started.append((node, port))
-            start = _program(_START, _params(node, port, env, overrides))
+            own = {**(overrides or {}), **(by_port or {}).get(port, {})}
+            start = _program(_START, _params(node, port, env, own))
             lab.ssh(node.name, "sudo -n python3 -", stdin=start)
         urls = [node.at(port) for node, port in specs]
         for url in urls:

@@ -1,16 +1,19 @@
 """Drill ``pool-exhaustion``: a view that keeps its transaction open while it waits holds the pool.
 
-An extra instance of the WSGI node, on its host (the node scaled out past its plan: one sync worker
-per holder), calls ``/idle-transaction/`` (a query, then a long wait inside the transaction) until
-every server connection of the pool, reserve included, is idle in transaction and two more clients
-queue in PgBouncer. The ASGI node's ordinary list view is measured from this machine before, during
-and after; doctor must name the holders and the node, and ``terminate-idle-transactions`` must
-restore throughput.
+The app nodes reach the PgBouncer tier through libpq multi-host: a client that one PgBouncer host
+refuses (max_client_conn) moves on to the next. So the incident on the fleet is the whole tier's pools
+held: for each PgBouncer host, an extra instance of the WSGI node on its host (the node scaled out
+past its plan: one gunicorn process, one thread per holder, its database that PgBouncer host alone)
+calls ``/idle-transaction/`` (a query, then a long wait inside the transaction) until every server
+connection of that host's pools, reserve included, is idle in transaction and more clients queue.
+The ASGI node's ordinary list view is measured from this machine before, during and after; doctor
+must name the holders and the node, and ``terminate-idle-transactions`` must restore throughput.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from typing import Any
@@ -23,22 +26,28 @@ from toolkit.adapters.errors import TargetError
 NAME = "pool-exhaustion"
 TITLE = "connections held idle in transaction exhaust the pool"
 HOLD_MS = 90_000  # longer than detection and remediation; shorter than the lab's 300 s timeout
-EXTRA_PORT = 8101  # an extra instance only: the lab's own node stays usable after
-WAITERS = 2  # holders beyond the pool's server connections: they queue in PgBouncer
-ROOM = 2  # client slots left free under max_client_conn for doctor's and the runbook's admin logins
+EXTRA_PORT = 8101  # the first extra instance (one per PgBouncer host): the lab's own node stays usable
+WAITERS = 2  # holders beyond a host's server connections: they queue in PgBouncer
+ROOM = 2  # client slots per process left under max_client_conn for doctor's and the runbook's logins
+SPREAD = 1.5  # so_reuseport spreads clients over a host's processes unevenly: enough to fill each
 
 
-def holders_needed(lab: Lab) -> tuple[int, int]:
-    """The server connections of the first PgBouncer, and how many holders fill them and queue more.
+def holders_needed(lab: Lab) -> dict[str, tuple[int, int]]:
+    """PgBouncer host -> (its server connections, the holders that fill them and queue more).
 
-    From the plan (``toolkit plan --format json``): its server connections (pool + reserve) plus
-    WAITERS, capped so that max_client_conn keeps ROOM slots for the admin console; the clients over
-    max_client_conn would be refused, not queued.
+    From the plan (``toolkit plan --format json``): a host's server connections (pool + reserve, every
+    process) plus WAITERS; for several processes SPREAD times the server connections, since the
+    kernel, not PgBouncer, picks each client's process. Capped so that max_client_conn keeps ROOM
+    slots per process for the admin console: the clients over it would be refused, not queued.
     """
     _, doc = toolkit(["plan", "-i", lab.inventory, "--format", "json"])
-    first = next(iter(doc["pgbouncer"].values()))
-    limit = int(first["settings"]["max_client_conn"]) - ROOM
-    return int(first["server_connections"]), min(int(first["server_connections"]) + WAITERS, limit)
+    needed = {}
+    for host, sized in doc["pgbouncer"].items():
+        servers, processes = int(sized["server_connections"]), int(sized.get("processes", 1))
+        limit = (int(sized["settings"]["max_client_conn"]) - ROOM) * processes
+        want = servers + WAITERS if processes == 1 else math.ceil(servers * SPREAD) + WAITERS
+        needed[host] = (servers, min(want, limit))
+    return needed
 
 
 def _hold(url: str) -> None:
@@ -75,19 +84,35 @@ def run(lab: Lab, seconds: float) -> DrillReport:
     report = DrillReport(NAME, TITLE)
     sick, healthy = lab.node("wsgi"), lab.node("asgi")
     probe = f"{healthy.url}/books/"
-    servers, holders = holders_needed(lab)
-    report.measurements["holders"] = {"requests": holders, "server_connections": servers, "hold_ms": HOLD_MS}
+    needed = holders_needed(lab)
+    unknown = sorted(set(needed) - set(lab.pgbouncers))
+    if unknown:
+        raise TargetError(
+            lab.inventory, "the PgBouncer tier", f"no address for {', '.join(unknown)}", "hosts.yml"
+        )
+    servers = sum(s for s, _ in needed.values())
+    report.measurements["holders"] = {
+        "by_pgbouncer": {h: {"server_connections": s, "requests": n} for h, (s, n) in needed.items()},
+        "server_connections": servers,
+        "hold_ms": HOLD_MS,
+    }
     before = load(probe, 8, seconds)
     report.measurements["before"] = before.to_dict()
-    # Sync workers take one request each, so exactly ``holders`` requests reach PgBouncer (gthread
-    # workers accept more connections than they have threads and would spread them unevenly).
-    scaled = {"server": "wsgi_sync", "workers": holders, "threads": 1}
-    with extra_instances(lab, [(sick, EXTRA_PORT)], overrides=scaled, wait_s=120) as urls:
+    # One gunicorn process with a thread per holder, so exactly that many requests reach the host's
+    # PgBouncer (several gthread processes would spread them unevenly), and only that host's.
+    ports = {host: EXTRA_PORT + i for i, host in enumerate(needed)}
+    scaled = {"server": "wsgi_gthread", "workers": 1}
+    by_port = {
+        ports[h]: {"threads": n, "database": {"host": lab.pgbouncers[h]}} for h, (_, n) in needed.items()
+    }
+    specs = [(sick, port) for port in ports.values()]
+    with extra_instances(lab, specs, overrides=scaled, by_port=by_port, wait_s=120) as urls:
         started = time.monotonic()
-        for _ in range(holders):
-            threading.Thread(
-                target=_hold, args=(f"{urls[0]}/idle-transaction/?ms={HOLD_MS}",), daemon=True
-            ).start()
+        for url, (_, holders) in zip(urls, needed.values(), strict=True):
+            for _ in range(holders):
+                threading.Thread(
+                    target=_hold, args=(f"{url}/idle-transaction/?ms={HOLD_MS}",), daemon=True
+                ).start()
         seen: dict[str, Any] = {}
         took, found = wait_for(
             lambda: _detected(lab, sick.name, servers, seen), deadline_s=60, interval_s=0.5
@@ -129,8 +154,8 @@ def run(lab: Lab, seconds: float) -> DrillReport:
         after = load(probe, 8, seconds)
         report.measurements["after"] = after.to_dict()
     report.claim(
-        f"doctor reports postgres.idle_in_transaction on every server connection, held by {sick.name}, "
-        "and pgbouncer.clients_waiting",
+        f"doctor reports postgres.idle_in_transaction on every server connection of the tier, held by "
+        f"{sick.name}, and pgbouncer.clients_waiting",
         took is not None,
         f"not within 60 s; last doctor run: {seen}"
         if took is None
@@ -138,7 +163,7 @@ def run(lab: Lab, seconds: float) -> DrillReport:
         f"{report.detection['idle_sessions_of_node']} sessions of {sick.name} idle in transaction",
     )
     report.claim(
-        f"the pool is exhausted: {healthy.name}'s successful throughput falls below half",
+        f"the tier's pools are exhausted: {healthy.name}'s successful throughput falls below half",
         ratio(during.ok_rps, before.ok_rps) < 0.5,
         f"{during.ok_rps:.0f} req/s during vs {before.ok_rps:.0f} before "
         f"({ratio(during.ok_rps, before.ok_rps):.2f}x)",
