@@ -199,9 +199,10 @@ def test_cancel_with_terminate_skips_a_new_query_on_the_planned_pid(tmp_path: Pa
 
 def test_terminate_acts_on_the_unchanged_session_and_leaves_the_changed_one(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    # Straight to db1 (as the monitoring role): a new transaction stays on the same backend.
+    # Straight to db1 (as the monitoring role, limited to 2 connections: one here, one for the runbook):
+    # a new transaction stays on the same backend. The other through pgb1, in its one transaction.
     changed = lab.direct()
-    same = lab.direct()
+    same = lab.app()
     for conn in (changed, same):
         conn.execute("SELECT set_config('application_name', 'rb-pair', false)")
     changed_pid = int(changed.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
@@ -325,7 +326,10 @@ def _request(node: str, ms: int, out: dict[str, Any]) -> None:
 def test_idle_transactions_are_attributed_to_the_app_node_by_address(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     answers: dict[str, Any] = {}
-    requests = [threading.Thread(target=_request, args=(n, 8000, answers)) for n in ("app1", "app2")]
+    requests = [
+        threading.Thread(target=_request, args=(n, ms, answers))
+        for n, ms in (("app1", 20000), ("app2", 20000))
+    ]
     for r in requests:
         r.start()
     # From this machine, through pgb2 (whichever of its processes), calling itself app1: not app1.

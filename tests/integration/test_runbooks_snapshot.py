@@ -24,12 +24,15 @@ def test_snapshot_bundles_the_live_state_without_secrets(tmp_path: Path) -> None
     out = tmp_path / "incident" / "snapshot.json"
     idle = lab.app()
     idle.execute("SELECT 1")  # idle in transaction through PgBouncer
-    holder = lab.direct(autocommit=True)  # straight to db1: session-level advisory locks
-    holder.execute("SELECT pg_advisory_lock(4242)")
-    holder_pid = holder.info.backend_pid
-    waiter = lab.direct(autocommit=True)
-    waiter_pid = waiter.info.backend_pid
-    blocked = threading.Thread(target=lambda: waiter.execute("SELECT pg_advisory_lock(4242)"), daemon=True)
+    # Transaction-level advisory locks through pgb1: each transaction keeps its server connection.
+    holder = lab.app()
+    holder_pid = int(holder.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    holder.execute("SELECT pg_advisory_xact_lock(4242)")
+    waiter = lab.app()
+    waiter_pid = int(waiter.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    blocked = threading.Thread(
+        target=lambda: waiter.execute("SELECT pg_advisory_xact_lock(4242)"), daemon=True
+    )
     blocked.start()
     try:
         time.sleep(1.0)
@@ -75,9 +78,9 @@ def test_snapshot_bundles_the_live_state_without_secrets(tmp_path: Path) -> None
             str(out),
         )
     finally:
-        holder.execute("SELECT pg_advisory_unlock_all()")
+        holder.rollback()
         blocked.join(5)
-        waiter.execute("SELECT pg_advisory_unlock_all()")
+        waiter.rollback()
         for conn in (idle, holder, waiter):
             conn.close()
 
