@@ -2,7 +2,7 @@
 with the exit code docs/checks.md gives for its findings, and afterwards the lab is healthy again; with
 one PgBouncer host stopped both app nodes keep serving through the other, within the database's budget.
 
-One run of the fault runner (about 4 minutes) serves every test here; its table is printed (-s), wall
+One run of the fault runner (about 2 minutes) serves every test here; its table is printed (-s), wall
 times are printed, never asserted.
 """
 
