@@ -135,6 +135,9 @@ def run(lab: Lab, seconds: float) -> DrillReport:
                 "5s",
                 "--app-node",
                 sick.name,
+                # The runbook refuses to end more than 50 sessions at once: the drill held this many.
+                "--max",
+                str(servers + WAITERS * len(needed)),
                 "--yes",
                 "--format",
                 "json",
@@ -142,7 +145,7 @@ def run(lab: Lab, seconds: float) -> DrillReport:
         )
         report.remediation = {
             "command": "toolkit runbook run terminate-idle-transactions --older-than 5s "
-            f"--app-node {sick.name} --yes",
+            f"--app-node {sick.name} --max {servers + WAITERS * len(needed)} --yes",
             "exit": code,
             "sessions_ended": len(outcome.get("results", [])),
             "verified": outcome.get("verified"),
