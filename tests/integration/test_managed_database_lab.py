@@ -36,7 +36,8 @@ SQL_DIR = ROOT / "roles" / "pgbouncer" / "files" / "sql"
 PROBE = "toolkit_probe_expiry"
 # Enough logins per host that pgb2's two so_reuseport processes each see some (the kernel spreads them).
 LOGINS_PER_HOST = 6
-REFUSED = r"password authentication failed|SASL authentication failed"
+# 1.18 answers "no such user" when auth_query returns no row; 1.24 fails the password exchange.
+REFUSED = r"no such user|password authentication failed|SASL authentication failed"
 
 
 def superuser_sql(sql: str, dbname: str = "app") -> str:
@@ -149,9 +150,9 @@ def test_only_the_auth_user_may_run_get_auth() -> None:
     definition = superuser_sql(
         "SELECT p.prosecdef, array_to_string(p.proconfig, ';'),"
         " (SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_roles r"
-        "  WHERE NOT r.rolsuper AND has_function_privilege(r.oid, p.oid, 'EXECUTE')),"
+        "  WHERE r.rolcanlogin AND NOT r.rolsuper AND has_function_privilege(r.oid, p.oid, 'EXECUTE')),"
         " (SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_roles r"
-        "  WHERE NOT r.rolsuper AND has_schema_privilege(r.oid, p.pronamespace, 'USAGE'))"
+        "  WHERE r.rolcanlogin AND NOT r.rolsuper AND has_schema_privilege(r.oid, p.pronamespace, 'USAGE'))"
         " FROM pg_proc p WHERE p.oid = 'pgbouncer.get_auth(text)'::regprocedure"
     )
     assert definition.split("|") == [
