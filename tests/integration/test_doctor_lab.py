@@ -267,6 +267,10 @@ def test_saturated_pool_is_reported_and_followed_to_the_client(lab_plan: dict[st
     holders = settings["default_pool_size"] + settings["reserve_pool_size"]
     held: list[psycopg.Connection[Any]] = []
     waiters: list[threading.Thread] = []
+    # The waiters log in first: PgBouncer checks their password with auth_query, which itself needs a
+    # server connection of the database, so a login after the pool is full would wait in login, not
+    # in the pool's queue.
+    idle = [app_connection("waiter") for _ in range(3)]
     try:
         for _ in range(holders):
             conn = app_connection("holder")
@@ -274,29 +278,32 @@ def test_saturated_pool_is_reported_and_followed_to_the_client(lab_plan: dict[st
             conn.execute("SELECT 1")  # now idle in transaction, holding a server connection
             held.append(conn)
 
-        def wait_for_a_connection() -> None:
-            with suppress(psycopg.Error), app_connection("waiter") as conn:
+        def wait_for_a_connection(conn: psycopg.Connection[Any]) -> None:
+            with suppress(psycopg.Error):
                 conn.execute("SELECT 1")
 
-        for _ in range(3):
-            t = threading.Thread(target=wait_for_a_connection, daemon=True)
+        for conn in idle:
+            t = threading.Thread(target=wait_for_a_connection, args=(conn,), daemon=True)
             t.start()
             waiters.append(t)
         time.sleep(11)  # past the idle-in-transaction warning threshold (10 s)
         code, report, _, _ = doctor()
         found = {f["id"]: f for f in report["findings"]}
         assert "pgbouncer.clients_waiting" in found, report["findings"]
-        idle = [f for f in report["findings"] if f["id"] == "postgres.idle_in_transaction"]
-        assert len(idle) >= holders
+        sessions = [f for f in report["findings"] if f["id"] == "postgres.idle_in_transaction"]
+        assert len(sessions) >= holders
         # Followed through pgb1 to the client: this machine (the controller), not an app node.
-        assert all(f["evidence"].get("client_application_name") == "holder" for f in idle), idle
-        assert all(str(f["evidence"].get("client", "")).startswith("198.18.0.1:") for f in idle), idle
+        holding = [f for f in sessions if f["evidence"].get("client_application_name") == "holder"]
+        assert len(holding) >= holders, sessions
+        assert all(str(f["evidence"].get("client", "")).startswith("198.18.0.1:") for f in holding), holding
         assert code == 2
     finally:
         for conn in held:
             conn.close()
         for t in waiters:
             t.join(timeout=10)
+        for conn in idle:
+            conn.close()
 
 
 def test_prometheus_file_of_the_lab_parses_with_unique_series(tmp_path: Path) -> None:
