@@ -102,7 +102,7 @@ def test_calibrate_measures_the_load(dataset: None, tmp_path: Path) -> None:
     assert load.returncode == 0, out
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
-    (app,) = [p for p in doc["pools"] if p["database"] == "app"]
+    (app,) = [p for p in doc["pools"] if (p["host"], p["database"]) == (PGBOUNCER, "app")]
     assert app["status"] == "ok"
     assert app["xact_rate"] > 0
     assert app["queries_per_xact"] == pytest.approx(7.0, abs=0.1)  # BEGIN, 5 statements, COMMIT
