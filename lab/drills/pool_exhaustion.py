@@ -79,6 +79,16 @@ def _detected(lab: Lab, node: str, servers: int, seen: dict[str, Any]) -> dict[s
 RECONNECT_WARMUP_S = 2.0
 
 
+def _settled(lab: Lab, node: str) -> bool:
+    """Doctor reports no client waiting and none of ``node``'s sessions idle in transaction."""
+    _, doc = toolkit(["doctor", "-i", lab.inventory, "--format", "json", "--timeout", "5"])
+    return not any(
+        f["id"] == "pgbouncer.clients_waiting"
+        or (f["id"] == "postgres.idle_in_transaction" and f.get("evidence", {}).get("app_node") == node)
+        for f in doc.get("findings", [])
+    )
+
+
 def run(lab: Lab, seconds: float) -> DrillReport:
     """Inject, detect, remediate, verify; return the report."""
     report = DrillReport(NAME, TITLE)
@@ -151,8 +161,12 @@ def run(lab: Lab, seconds: float) -> DrillReport:
             "verified": outcome.get("verified"),
             "verification": outcome.get("verification"),
         }
-        # The first requests after the runbook pay for reopening the server connections it ended; a
-        # short load first, not counted, so "after" measures the recovered pool, not its reconnects.
+        # Requests the app queued in PgBouncer during the fault run once the pool frees, and the first
+        # new ones pay for reopening the server connections the runbook ended: "after" starts once
+        # doctor sees no client waiting and none of the node's sessions idle in transaction, after a
+        # short load that is not counted, so it measures the recovered tier, not its catching up.
+        settled, _ = wait_for(lambda: _settled(lab, sick.name), deadline_s=60, interval_s=1.0)
+        report.remediation["seconds_until_doctor_clear"] = None if settled is None else round(settled, 1)
         load(probe, 8, RECONNECT_WARMUP_S)
         after = load(probe, 8, seconds)
         report.measurements["after"] = after.to_dict()
