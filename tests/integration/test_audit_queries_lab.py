@@ -142,12 +142,6 @@ def test_a_database_without_the_extension_is_one_line_and_exit_3() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on the fleet PostgreSQL admits the app role only from the PgBouncer hosts, and through "
-    "PgBouncer the audit's startup parameter 'options' (statement_timeout) is refused: needs a role "
-    "without pg_read_all_stats admitted from the controller, or ignore_startup_parameters = options",
-)
 def test_a_role_without_pg_read_all_stats_is_told_what_it_cannot_see(
     statements: dict[str, int], tmp_path: Path
 ) -> None:

@@ -148,7 +148,13 @@ def _statement(row: Sequence[object]) -> Statement:
 
 
 def _connect(target: StatementsTarget, dbname: str, timeout: float) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(
+    """A connection whose reads run in one transaction under a local statement_timeout.
+
+    The timeout is set with SET LOCAL rather than the startup parameter ``options``, which PgBouncer
+    refuses: the audit works pointed at PostgreSQL or at a PgBouncer in transaction mode, and the
+    setting ends with the transaction, so it never stays on a pooled server connection.
+    """
+    conn = psycopg.connect(
         host=target.host,
         port=target.port,
         user=target.user,
@@ -156,6 +162,10 @@ def _connect(target: StatementsTarget, dbname: str, timeout: float) -> psycopg.C
         dbname=dbname,
         connect_timeout=max(2, round(timeout)),
         application_name="toolkit audit queries",
-        options=f"-c statement_timeout={int(timeout * 1000)}",
-        autocommit=True,
     )
+    try:
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(timeout * 1000))])
+    except BaseException:
+        conn.close()
+        raise
+    return conn
