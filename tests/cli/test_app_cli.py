@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import toolkit.runbooks
 from toolkit.cli.app import COMMANDS, DISTRIBUTION, LazyCommand, load_command, main, split_debug
 from toolkit.domain.errors import InventoryError
 
@@ -183,3 +184,17 @@ def test_runbook_show_prints_the_whole_page(capsys: pytest.CaptureFixture[str]) 
     assert exc.value.code == 0
     page = (ROOT / "docs" / "runbooks" / "terminate-idle-transactions.md").read_text(encoding="utf-8")
     assert capsys.readouterr().out == page
+
+
+@pytest.mark.parametrize(
+    "name", sorted({*toolkit.runbooks.runbooks(), *(m.name for m in toolkit.runbooks.MANUAL)})
+)
+def test_runbook_show_states_the_privileges_the_runbook_needs(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["runbook", "show", name])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    section = out.split("## Privileges\n", 1)[1].split("\n## ", 1)[0]
+    assert section.strip(), f"{name}: the Privileges section is empty"
