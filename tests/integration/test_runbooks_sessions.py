@@ -7,6 +7,7 @@ import json
 import os
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -319,7 +320,10 @@ def _request(node: str, ms: int, out: dict[str, Any]) -> None:
     try:
         with urllib.request.urlopen(url, timeout=ms / 1000 + 20) as response:
             out[node] = json.loads(response.read())
-    except Exception as exc:  # a terminated request answers 500
+    except urllib.error.HTTPError as exc:  # a terminated request answers 500
+        exc.close()  # it holds the response's socket: close it now, not whenever it is collected
+        out[node] = exc
+    except Exception as exc:
         out[node] = exc
 
 
