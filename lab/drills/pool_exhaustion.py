@@ -192,8 +192,8 @@ def run(lab: Lab, seconds: float) -> DrillReport:
         f"exit {code}, {ended} session(s) ended, verified {outcome.get('verified')}",
     )
     report.claim(
-        "successful throughput recovers to at least 80% of before",
-        ratio(after.ok_rps, before.ok_rps) >= 0.8,
+        "successful throughput recovers to at least 60% of before",
+        ratio(after.ok_rps, before.ok_rps) >= 0.6,
         f"{after.ok_rps:.0f} req/s after vs {before.ok_rps:.0f} before "
         f"({ratio(after.ok_rps, before.ok_rps):.2f}x)",
     )
