@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import shlex
 import subprocess
 from collections.abc import Mapping
@@ -19,21 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lab.drills.harness import ssh_argv
+from toolkit.adapters import inventory
+from toolkit.adapters.errors import TargetError
+from toolkit.domain.errors import InventoryError
 
 ROOT = Path(__file__).resolve().parents[1]
 INVENTORY = ROOT / "inventory" / "lab"
-_INVENTORY_DIR = re.compile(r"\{\{\s*inventory_dir\s*\}\}")
-# One connection per host, reused: a new SSH login costs 0.6 s here, a command over it 0.05 s; the
-# master ends on its own 30 s after its last use.
-MULTIPLEX = (
-    "-o",
-    "ControlMaster=auto",
-    "-o",
-    "ControlPath=/tmp/toolkit-lab-ssh-%C",
-    "-o",
-    "ControlPersist=30",
-)
 
 
 class FleetError(RuntimeError):
@@ -51,38 +42,19 @@ class Host:
 
 @functools.cache
 def hosts() -> dict[str, tuple[Host, tuple[str, ...]]]:
-    """Every host of inventory/lab with its groups (read from hosts.yml, the lab's one description)."""
-    path = INVENTORY / "hosts.yml"
-    if not path.is_file():
-        raise FleetError(f"{path} is missing: the benches run on the lab's fleet ('make lab')")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    common = dict(doc["all"].get("vars") or {})
-    found: dict[str, tuple[dict[str, object], list[str]]] = {}
-
-    def walk(group: str, node: dict[str, object], inherited: dict[str, object]) -> None:
-        merged = {**inherited, **dict(node.get("vars") or {})}  # type: ignore[call-overload]
-        for name, hv in dict(node.get("hosts") or {}).items():  # type: ignore[call-overload]
-            entry = found.setdefault(name, ({}, []))
-            entry[0].update({**merged, **dict(hv or {})})
-            entry[1].append(group)
-        for child, sub in dict(node.get("children") or {}).items():  # type: ignore[call-overload]
-            walk(child, sub or {}, merged)
-
-    walk("all", doc["all"], common)
+    """Every host of inventory/lab with its groups, read as the toolkit reads an inventory, and its ssh
+    command line built the way the drills build it (one builder: lab.drills.harness.ssh_argv)."""
+    if not (INVENTORY / "hosts.yml").is_file():
+        raise FleetError(f"{INVENTORY}/hosts.yml is missing: the benches run on the lab's fleet ('make lab')")
+    try:
+        data = inventory.load(str(INVENTORY))
+    except (InventoryError, TargetError) as exc:
+        raise FleetError(f"{INVENTORY}: {exc}") from None
     out = {}
-    for name, (hv, groups) in found.items():
-        args = _INVENTORY_DIR.sub(str(INVENTORY), str(hv.get("ansible_ssh_common_args") or ""))
+    for name, hv in data.hostvars.items():
+        groups = tuple(g for g, members in data.groups.items() if name in members and g != "all")
         address = str(hv.get("ansible_host") or name)
-        argv = (
-            "ssh",
-            *shlex.split(args),
-            *MULTIPLEX,
-            "-o",
-            "BatchMode=yes",
-            "-l",
-            str(hv.get("ansible_user", "root")),
-        )
-        out[name] = (Host(name, address, (*argv, address)), tuple(groups))
+        out[name] = (Host(name, address, ssh_argv(name, hv, INVENTORY)), groups)
     return out
 
 
