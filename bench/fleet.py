@@ -13,17 +13,22 @@ import functools
 import json
 import shlex
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.drills.harness import ssh_argv
-from toolkit.adapters import inventory
-from toolkit.adapters.errors import TargetError
-from toolkit.domain.errors import InventoryError
-
 ROOT = Path(__file__).resolve().parents[1]
+# A bench runs as `python bench/NAME.py`: its checkout's lab code (lab.drills) must be importable.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from lab.drills.harness import ssh_argv  # noqa: E402
+from toolkit.adapters import inventory  # noqa: E402
+from toolkit.adapters.errors import TargetError  # noqa: E402
+from toolkit.domain.errors import InventoryError  # noqa: E402
+
 INVENTORY = ROOT / "inventory" / "lab"
 
 
