@@ -52,6 +52,8 @@ class Vault:
 
 NO_VAULT = Vault()
 DEFAULT_INVENTORY = "/etc/ansible/hosts"  # ansible's own, when nothing else names one
+TIMEOUT_ENV = "TOOLKIT_INVENTORY_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # seconds; an inventory of 10,000 app nodes took 35 s (issue 13)
 
 
 @dataclass(frozen=True)
@@ -151,11 +153,33 @@ def _ansible_inventory() -> str:
     return found
 
 
-def load(path: str | Sequence[str], timeout: float = 60.0, vault: Vault = NO_VAULT) -> InventoryData:
+def timeout_from(environ: Mapping[str, str]) -> float:
+    """Seconds ansible-inventory may take: ``TOOLKIT_INVENTORY_TIMEOUT``, else 60.
+
+    >>> timeout_from({}), timeout_from({"TOOLKIT_INVENTORY_TIMEOUT": "120"})
+    (60.0, 120.0)
+    """
+    raw = environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise InventoryError(
+            TIMEOUT_ENV, None, f"{raw!r} is not a number of seconds above 0; set it to e.g. 120, or unset it"
+        )
+    return value
+
+
+def load(path: str | Sequence[str], timeout: float | None = None, vault: Vault = NO_VAULT) -> InventoryData:
     """Return the groups and host variables of the inventory at ``path`` (or at each of several paths).
 
-    With ``vault.ask`` ansible-inventory prompts for the password on the terminal (stdin is inherited,
-    its prompt goes to the terminal, not to the captured output) and the timeout does not apply.
+    ``timeout`` (seconds) defaults to :func:`timeout_from` the environment; past it the read fails with
+    an :class:`InventoryError` (exit 65: the inventory could not be read). With ``vault.ask``
+    ansible-inventory prompts for the password on the terminal (stdin is inherited, its prompt goes to
+    the terminal, not to the captured output) and the timeout does not apply.
     """
     paths = [path] if isinstance(path, str) else list(path)
     path = ",".join(paths)
@@ -170,6 +194,8 @@ def load(path: str | Sequence[str], timeout: float = 60.0, vault: Vault = NO_VAU
             None,
             f"{vault.password_file}: no such file; pass the vault password file",
         )
+    if timeout is None:
+        timeout = timeout_from(os.environ)
     env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1"}
     argv = [_ansible_inventory(), *(a for p in paths for a in ("-i", p)), *vault.args(), "--list"]
     try:
@@ -183,7 +209,10 @@ def load(path: str | Sequence[str], timeout: float = 60.0, vault: Vault = NO_VAU
         )
     except subprocess.TimeoutExpired:
         raise InventoryError(
-            "inventory", None, f"{path}: ansible-inventory took over {timeout:.0f} s"
+            "inventory",
+            None,
+            f"{path}: ansible-inventory took over {timeout:g} s; "
+            f"set {TIMEOUT_ENV} to more seconds for a large or slow inventory",
         ) from None
     if proc.returncode != 0:
         cause = _first_error(proc.stderr)

@@ -16,7 +16,8 @@ InventoryOption = Annotated[
     typer.Option(
         "-i",
         "--inventory",
-        help="Inventory file or directory (default: ANSIBLE_INVENTORY, else inventory = in ansible.cfg).",
+        help="Inventory file or directory (default: ANSIBLE_INVENTORY, else inventory = in ansible.cfg), "
+        "read by ansible-inventory within TOOLKIT_INVENTORY_TIMEOUT seconds (default 60; past it, exit 65).",
         show_default=False,
     ),
 ]
