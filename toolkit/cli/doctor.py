@@ -65,6 +65,13 @@ def doctor_command(
         Path | None,
         typer.Option("--output", help="Write the report to FILE atomically (json, prometheus, markdown)."),
     ] = None,
+    no_django_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--no-django-nodes",
+            help="Do not read the app nodes' Django settings over SSH (a monitor host without SSH to them).",
+        ),
+    ] = False,
 ) -> None:
     """Report every way the live system departs from a healthy one; exit 0/1/2/3."""
     # Imported here, not at the top: psycopg and redis-py take most of a second to import, and
@@ -106,7 +113,7 @@ def doctor_command(
         offline=offline,
         processes={h.name: h.processes for h in ctx.topology.pgbouncers},
     )
-    if profile is None:
+    if profile is None and not no_django_nodes:
         snap = _read_nodes(snap, data.hostvars, data.source, timeout)
     snap = replace(snap, acknowledged_cves=acknowledged, redis_app_rules=rules)
     findings = run_checks(snap, only)
