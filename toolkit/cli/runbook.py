@@ -99,6 +99,7 @@ MAX_SESSIONS = 100_000
 MAX_POOL_SIZE = 262_143  # PostgreSQL's own limit on max_connections
 MAX_CACHE_VERSION = 2**31 - 1
 MAX_PROCESSES = 1024  # as pgbouncer_processes (toolkit.domain.role_inputs)
+MAX_CLIENT_CONN = 1_048_576  # Linux's default fs.nr_open: no process gets more open files
 
 
 def _interactive() -> bool:
@@ -203,6 +204,10 @@ def run_command(
     version: Annotated[str | None, typer.Option("--version", help="Django cache VERSION.")] = None,
     bump_version: Annotated[bool, typer.Option("--bump-version", help="Retire by VERSION + 1.")] = False,
     size: Annotated[str | None, typer.Option("--size", help="New pool size.")] = None,
+    max_client_conn: Annotated[
+        str | None, typer.Option("--max-client-conn", help="New max_client_conn (default: the plan's).")
+    ] = None,
+    role: Annotated[str | None, typer.Option("--role", help="Only this PostgreSQL role's sessions.")] = None,
     rate: Annotated[str, typer.Option("--rate", help="Actions per second, at most.")] = "10",
     timeout: Annotated[str, typer.Option("--timeout", help="Seconds per target operation.")] = "5",
     secrets_dir: SecretsOption = None,
@@ -236,6 +241,10 @@ def run_command(
         max_sessions=parse_count(max_sessions, "--max", low=1, high=MAX_SESSIONS),
         include_bypass=include_bypass,
         include_toolkit=include_toolkit,
+        max_client_conn=None
+        if max_client_conn is None
+        else parse_count(max_client_conn, "--max-client-conn", low=1, high=MAX_CLIENT_CONN),
+        role=role,
     )
     loaded = load_context(
         inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass), announce=True

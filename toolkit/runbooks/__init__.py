@@ -10,7 +10,9 @@ from toolkit.domain.runbooks.base import RunbookError, RunbookInfo
 from toolkit.runbooks import (
     cache_flush,
     cancel_long,
+    end_bypass,
     pgbouncer_database,
+    pgbouncer_max_client_conn,
     pgbouncer_pause,
     pgbouncer_reconnect,
     pgbouncer_reload,
@@ -44,6 +46,8 @@ _MODULES: tuple[Runbook, ...] = (
     pgbouncer_database.DISABLE,
     pgbouncer_database.ENABLE,
     snapshot,
+    pgbouncer_max_client_conn,
+    end_bypass,
 )
 
 

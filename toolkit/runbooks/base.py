@@ -57,6 +57,8 @@ class RunOptions:
     max_sessions: int = DEFAULT_MAX_SESSIONS  # --max: sessions one run may act on
     include_bypass: bool = False  # --include-bypass-roles
     include_toolkit: bool = False  # --include-toolkit-sessions
+    max_client_conn: int | None = None  # --max-client-conn: pgbouncer-raise-max-client-conn
+    role: str | None = None  # --role: end-bypass-sessions
 
 
 class Runbook(Protocol):
