@@ -21,6 +21,7 @@ from toolkit.domain.checks import known_prefix, run_checks
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.django_nodes import django_sources
 from toolkit.domain.findings import worst
+from toolkit.domain.metrics import metrics
 from toolkit.domain.snapshot import Snapshot
 from toolkit.domain.versions import acknowledged_cves
 
@@ -124,7 +125,7 @@ def doctor_command(
     if output is DoctorFormat.json:
         text = render.render_json(status, snap.targets, findings) + "\n"
     elif output is DoctorFormat.prometheus:
-        text = render.render_prometheus(status, snap.targets, findings)
+        text = render.render_prometheus(status, snap.targets, findings, metrics(snap))
     else:
         text = render.render_markdown(status, snap.targets, findings)
     if output_file is None:

@@ -12,6 +12,8 @@ from toolkit.domain.snapshot import TargetStatus
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from toolkit.domain.metrics import Metrics
+
 DOCTOR_SCHEMA = "toolkit.doctor/v1"
 _COLOURS = {
     Severity.OK: "green",
@@ -108,8 +110,15 @@ def render_table(
     out.print(f"[bold {colour}]{escape(verdict(status, findings, targets, scope))}[/bold {colour}]")
 
 
-def render_prometheus(status: Severity, targets: Sequence[TargetStatus], findings: Sequence[Finding]) -> str:
+def render_prometheus(
+    status: Severity,
+    targets: Sequence[TargetStatus],
+    findings: Sequence[Finding],
+    rows: Metrics | None = None,
+) -> str:
     """Text exposition for node_exporter's textfile collector, built with prometheus_client.
+
+    With ``rows``, the gauges of live use against the plan follow (toolkit/cli/render_metrics.py).
 
     Every series is unique: findings are aggregated per (id, target), with the worst severity as the
     value of ``toolkit_doctor_finding`` and their number in ``toolkit_doctor_finding_count`` (two
@@ -152,6 +161,10 @@ def render_prometheus(status: Severity, targets: Sequence[TargetStatus], finding
     for (fid, target), group in grouped.items():
         worst.labels(fid, target).set(max(int(f.severity) for f in group))
         count.labels(fid, target).set(len(group))
+    if rows is not None:
+        from toolkit.cli.render_metrics import register  # noqa: PLC0415
+
+        register(registry, rows)
     return generate_latest(registry).decode()
 
 
