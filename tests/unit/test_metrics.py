@@ -56,14 +56,14 @@ def test_pool_rows_carry_the_plan_the_process_and_leave_the_admin_database_out()
             host="pgb2", address="10.0.0.6:6432 process 2", pools=(s.pool(sv_active=size, cl_waiting=2),)
         ),
     ]
-    rows = pool_rows(topo, result, states)
+    rows = pool_rows(topo.app_nodes, result, states)
     assert [(r.host, r.process, r.database) for r in rows] == [("pgb1", "1", "app"), ("pgb2", "2", "app")]
     assert rows[0].pool_size_planned == result.pgbouncer[0].value("default_pool_size")
     assert rows[0].utilisation == 3 / result.pgbouncer[0].value("default_pool_size")
     assert rows[1].utilisation == 1.0
     assert (rows[0].saturated, rows[1].saturated) == (False, True)
     # Without a plan: the live values, no planned limit, no utilisation.
-    bare = pool_rows(topo, None, states)
+    bare = pool_rows(topo.app_nodes, None, states)
     assert bare[0].pool_size_planned is None and bare[0].utilisation is None
     assert bare[0].sv_active == 3
 
@@ -79,7 +79,7 @@ def test_waiting_clients_by_app_node_with_unknown_and_zero_rows() -> None:
     ]
     pgb1 = s.pgbouncer_state(pools=(s.pool(cl_waiting=4),), clients=tuple(waiting))
     pgb2 = s.pgbouncer_state(host="pgb2", pools=(s.pool(cl_waiting=0),), clients=())
-    rows = pool_rows(topo, plan(topo), [pgb1, pgb2])
+    rows = pool_rows(topo.app_nodes, plan(topo), [pgb1, pgb2])
     # web1 2, web2 0 (routed to pgb1, none waiting), unknown: 1 by address + 1 that SHOW CLIENTS missed
     assert rows[0].waiting_by_app == (("web1", 2), ("web2", 0), ("unknown", 2))
     # pgb2: only web1 is routed there; nothing waits, and no unknown row appears

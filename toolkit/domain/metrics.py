@@ -197,8 +197,11 @@ def waiting_by_app(
     return tuple(sorted(counts.items(), key=lambda kv: (kv[0] == UNKNOWN_APP, kv[0])))
 
 
-def pool_rows(topology: Topology, plan: Plan | None, states: Iterable[PgBouncerState]) -> tuple[PoolRow, ...]:
-    """Every live pool of every process read (the admin database left out), with its planned limits."""
+def pool_rows(
+    app_nodes: Sequence[AppNode], plan: Plan | None, states: Iterable[PgBouncerState]
+) -> tuple[PoolRow, ...]:
+    """Every live pool of every process read (the admin database left out), with its planned limits
+    and its waiting clients by app node (of ``app_nodes``)."""
     plans: Mapping[str, PgBouncerPlan] = {p.host: p for p in plan.pgbouncer} if plan else {}
     out: list[PoolRow] = []
     for state in states:
@@ -221,7 +224,7 @@ def pool_rows(topology: Topology, plan: Plan | None, states: Iterable[PgBouncerS
                     p.maxwait_seconds,
                     mine.value("default_pool_size") if mine else None,
                     mine.value("reserve_pool_size") if mine else None,
-                    waiting_by_app(state, p.database, p.user, p.cl_waiting, topology.app_nodes),
+                    waiting_by_app(state, p.database, p.user, p.cl_waiting, app_nodes),
                 )
             )
     return tuple(out)
@@ -277,7 +280,7 @@ def metrics(snapshot: Snapshot) -> Metrics:
     topo = snapshot.topology
     return Metrics(
         planned=planned_processes(topo, snapshot.plan),
-        pools=pool_rows(topo, snapshot.plan, snapshot.pgbouncer),
+        pools=pool_rows(topo.app_nodes, snapshot.plan, snapshot.pgbouncer),
         postgres=postgres_row(topo, snapshot.postgres),
         redis=tuple(redis_row(topo, r) for r in snapshot.redis),
     )
