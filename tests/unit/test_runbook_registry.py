@@ -25,6 +25,8 @@ EXPECTED = {
     "pgbouncer-disable",
     "pgbouncer-enable",
     "snapshot",
+    "pgbouncer-raise-max-client-conn",
+    "end-bypass-sessions",
 }
 
 
