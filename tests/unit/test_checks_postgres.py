@@ -19,10 +19,17 @@ XACT, QUERY, LOCK = P + "long_running_transaction", P + "long_running_query", P 
 NO_TIMEOUT, BYPASS = P + "no_idle_in_transaction_timeout", P + "connections_bypass_pgbouncer"
 PG = f"postgres@{s.PG_ADDRESS}"
 TERMINATE, CANCEL = "terminate-idle-transactions", "cancel-long-queries"
+MAX_DRIFT, RESERVED_DRIFT = P + "max_connections_drift", P + "reserved_connections_drift"
 
 
 def _pg(*backends: Backend, **settings: str) -> s.Snapshot:
     return s.snapshot(postgres=s.postgres_state(backends, **settings))
+
+
+def _pg_without(setting: str) -> s.Snapshot:
+    state = s.postgres_state()
+    settings = {k: v for k, v in state.settings.items() if k != setting}
+    return s.snapshot(postgres=replace(state, settings=settings))
 
 
 def _idle(age: float, state: str = "idle in transaction", **b: Any) -> s.Snapshot:
@@ -220,6 +227,74 @@ CASES = [
         None,
         "1 connection(s) of app roles reach PostgreSQL without PgBouncer",
     ),
+    # max_connections_drift: the inventory (s.topology) says 100; live lower is CRITICAL, higher WARNING.
+    Case(MAX_DRIFT, "live 100, inventory 100", _pg(), None),
+    Case(MAX_DRIFT, "max_connections unreadable", _pg(max_connections=""), None),
+    Case(
+        MAX_DRIFT,
+        "live 99: the plan oversubscribes",
+        _pg(max_connections="99"),
+        C,
+        PG,
+        {"max_connections": 99, "inventory_max_connections": 100},
+        None,
+        "max_connections is 99 live, 100 in the inventory: "
+        "the plan counts 1 slot(s) PostgreSQL does not have",
+    ),
+    Case(
+        MAX_DRIFT,
+        "live 200: the plan under-uses",
+        _pg(max_connections="200"),
+        W,
+        PG,
+        {"max_connections": 200, "inventory_max_connections": 100},
+        None,
+        "the plan leaves 100 slot(s) unused",
+    ),
+    # reserved_connections_drift: the inventory says 3 superuser-reserved and 0 reserved.
+    Case(RESERVED_DRIFT, "3 and 0, as the inventory", _pg(), None),
+    Case(RESERVED_DRIFT, "PostgreSQL 15: no reserved_connections", _pg_without("reserved_connections"), None),
+    Case(
+        RESERVED_DRIFT,
+        "superuser_reserved_connections 5 live",
+        _pg(superuser_reserved_connections="5"),
+        C,
+        PG,
+        {"superuser_reserved_connections": 5, "inventory_superuser_reserved_connections": 3},
+        None,
+        "superuser_reserved_connections 5 live, 3 in the inventory: "
+        "the plan counts 2 reserved slot(s) as usable",
+    ),
+    Case(
+        RESERVED_DRIFT,
+        "RDS keeps 2 slots for rds_superuser the inventory does not count",
+        _pg(**{postgres.RDS_RESERVED: "2"}),
+        C,
+        PG,
+        {"reserved_connections": 2, "inventory_reserved_connections": 0},
+        None,
+        f"reserved_connections + {postgres.RDS_RESERVED} 2 live, 0 in the inventory",
+    ),
+    Case(
+        RESERVED_DRIFT,
+        "superuser_reserved_connections 1 live: the plan under-uses",
+        _pg(superuser_reserved_connections="1"),
+        W,
+        PG,
+        {"superuser_reserved_connections": 1},
+        None,
+        "the plan leaves 2 slot(s) unused",
+    ),
+    Case(
+        RESERVED_DRIFT,
+        "moved between the two: same budget, wrong names",
+        _pg(superuser_reserved_connections="2", reserved_connections="1"),
+        W,
+        PG,
+        {"superuser_reserved_connections": 2, "reserved_connections": 1},
+        None,
+        "the budget is unchanged",
+    ),
 ]
 
 
@@ -346,3 +421,10 @@ def test_catalogue_runbooks_match_the_findings() -> None:
 
 def test_documented() -> None:
     assert sorted(s.documented_ids("postgres")) == sorted(i.id for i in postgres.CATALOG)
+
+
+def test_drift_against_a_managed_inventory_that_counts_the_rds_slots() -> None:
+    topo = s.topology()
+    db = replace(topo.database, reserved_connections=2)
+    snap = s.snapshot(replace(topo, database=db), postgres=s.postgres_state(**{postgres.RDS_RESERVED: "2"}))
+    assert postgres.drift(snap, PG) == []

@@ -17,6 +17,8 @@ SETTINGS = (
     "max_connections",
     "superuser_reserved_connections",
     "reserved_connections",
+    # RDS and Aurora only (slots for rds_superuser members); absent elsewhere, so never an error.
+    "rds.rds_superuser_reserved_connections",
     "idle_in_transaction_session_timeout",
     "statement_timeout",
     "idle_session_timeout",

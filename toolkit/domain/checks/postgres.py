@@ -6,6 +6,8 @@ server's remote_pid; that server's link is a client's ptr; the client's address 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.snapshot import Backend, Snapshot
@@ -27,7 +29,12 @@ CATALOG = (
     ),
     CheckInfo(_P + "no_idle_in_transaction_timeout", "idle_in_transaction_session_timeout is off"),
     CheckInfo(_P + "connections_bypass_pgbouncer", "app roles connect to PostgreSQL without PgBouncer"),
+    CheckInfo(_P + "max_connections_drift", "the live max_connections is not the inventory's"),
+    CheckInfo(_P + "reserved_connections_drift", "the live reserved slots are not the inventory's"),
 )
+# Slots RDS and Aurora keep for rds_superuser members; the inventory counts them in
+# database_reserved_connections (docs/managed-databases.md). Absent elsewhere.
+RDS_RESERVED = "rds.rds_superuser_reserved_connections"
 
 SLOTS_WARNING, SLOTS_CRITICAL = 0.8, 0.95
 IDLE_XACT_WARNING_S, IDLE_XACT_CRITICAL_S = 10.0, 60.0
@@ -124,6 +131,7 @@ def run(snap: Snapshot) -> list[Finding]:
             )
         )
     out += _bypass(snap, target, clients)
+    out += drift(snap, target)
     return out
 
 
@@ -235,3 +243,90 @@ def _bypass(snap: Snapshot, target: str, clients: list[Backend]) -> list[Finding
             "database_bypass_connections",
         )
     ]
+
+
+def _int_setting(settings: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(settings[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def drift(snap: Snapshot, target: str) -> list[Finding]:
+    """The live max_connections and reserved slots against the inventory the plan was sized from.
+
+    Live lower than the inventory (or more reserved) means the plan counts slots PostgreSQL does not
+    give: CRITICAL. Live higher (or fewer reserved) means the plan leaves slots unused: WARNING.
+    """
+    if snap.postgres is None:
+        return []
+    settings = snap.postgres.settings
+    db = snap.topology.database
+    live_max = _int_setting(settings, "max_connections")
+    if live_max is None:
+        return []
+    out: list[Finding] = []
+    if live_max != db.max_connections:
+        lower = live_max < db.max_connections
+        effect = (
+            f"the plan counts {db.max_connections - live_max} slot(s) PostgreSQL does not have"
+            if lower
+            else f"the plan leaves {live_max - db.max_connections} slot(s) unused"
+        )
+        out.append(
+            Finding(
+                _P + "max_connections_drift",
+                Severity.CRITICAL if lower else Severity.WARNING,
+                target,
+                f"max_connections is {live_max} live, {db.max_connections} in the inventory: {effect}",
+                {"max_connections": live_max, "inventory_max_connections": db.max_connections},
+                f"set database_max_connections: {live_max} in the inventory (SHOW max_connections) and "
+                f"re-deploy so the pools are re-sized, or set the server back to {db.max_connections}",
+            )
+        )
+    live_su = _int_setting(settings, "superuser_reserved_connections")
+    live_su = db.superuser_reserved_connections if live_su is None else live_su
+    # reserved_connections exists from PostgreSQL 16; on RDS/Aurora its own slots add to it.
+    live_reserved = (_int_setting(settings, "reserved_connections") or 0) + (
+        _int_setting(settings, RDS_RESERVED) or 0
+    )
+    inv_su, inv_reserved = db.superuser_reserved_connections, db.reserved_connections
+    if (live_su, live_reserved) == (inv_su, inv_reserved):
+        return out
+    live_total, inv_total = live_su + live_reserved, inv_su + inv_reserved
+    parts = [
+        f"{name} {live} live, {inv} in the inventory"
+        for name, live, inv in (
+            ("superuser_reserved_connections", live_su, inv_su),
+            (
+                "reserved_connections" + (f" + {RDS_RESERVED}" if RDS_RESERVED in settings else ""),
+                live_reserved,
+                inv_reserved,
+            ),
+        )
+        if live != inv
+    ]
+    if live_total > inv_total:
+        effect = f"the plan counts {live_total - inv_total} reserved slot(s) as usable"
+    elif live_total < inv_total:
+        effect = f"the plan leaves {inv_total - live_total} slot(s) unused"
+    else:
+        effect = "the budget is unchanged, but the inventory names the wrong settings"
+    out.append(
+        Finding(
+            _P + "reserved_connections_drift",
+            Severity.CRITICAL if live_total > inv_total else Severity.WARNING,
+            target,
+            f"{'; '.join(parts)}: {effect}",
+            {
+                "superuser_reserved_connections": live_su,
+                "inventory_superuser_reserved_connections": inv_su,
+                "reserved_connections": live_reserved,
+                "inventory_reserved_connections": inv_reserved,
+            },
+            "set database_superuser_reserved_connections and database_reserved_connections to the live "
+            f"values (SHOW superuser_reserved_connections, reserved_connections and, on RDS, {RDS_RESERVED}) "
+            "and re-deploy",
+        )
+    )
+    return out
