@@ -15,12 +15,14 @@ ENV = {
     "pgbouncer_admin": "TOOLKIT_PGBOUNCER_ADMIN_PASSWORD",
     "postgres": "TOOLKIT_POSTGRES_PASSWORD",
     "redis": "TOOLKIT_REDIS_PASSWORD",
+    "redis_admin": "TOOLKIT_REDIS_ADMIN_PASSWORD",
 }
 FILES = {
     "pgbouncer": "pgbouncer_stats_password",
     "pgbouncer_admin": "pgbouncer_admin_password",
     "postgres": "monitor_password",
     "redis": "redis_ops_password",
+    "redis_admin": "redis_admin_password",
 }
 
 
@@ -44,7 +46,7 @@ class Secrets:
         return cls(Path(chosen) if chosen else None, env)
 
     def password(self, kind: str) -> str | None:
-        """The password for ``kind`` (pgbouncer, pgbouncer_admin, postgres, redis), or None if none is set."""
+        """The password for ``kind`` (a key of :data:`ENV`), or None if none is set."""
         if ENV[kind] in self.environ:
             return self.environ[ENV[kind]]
         if self.directory is not None:

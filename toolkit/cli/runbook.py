@@ -100,6 +100,7 @@ MAX_POOL_SIZE = 262_143  # PostgreSQL's own limit on max_connections
 MAX_CACHE_VERSION = 2**31 - 1
 MAX_PROCESSES = 1024  # as pgbouncer_processes (toolkit.domain.role_inputs)
 MAX_CLIENT_CONN = 1_048_576  # Linux's default fs.nr_open: no process gets more open files
+MAX_REDIS_CLIENTS = 1_048_576  # the same bound for Redis's maxclients (each client is a descriptor)
 
 
 def _interactive() -> bool:
@@ -208,6 +209,9 @@ def run_command(
         str | None, typer.Option("--max-client-conn", help="New max_client_conn (default: the plan's).")
     ] = None,
     role: Annotated[str | None, typer.Option("--role", help="Only this PostgreSQL role's sessions.")] = None,
+    maxclients: Annotated[
+        str | None, typer.Option("--maxclients", help="New Redis maxclients (default: the plan's).")
+    ] = None,
     rate: Annotated[str, typer.Option("--rate", help="Actions per second, at most.")] = "10",
     timeout: Annotated[str, typer.Option("--timeout", help="Seconds per target operation.")] = "5",
     secrets_dir: SecretsOption = None,
@@ -245,6 +249,9 @@ def run_command(
         if max_client_conn is None
         else parse_count(max_client_conn, "--max-client-conn", low=1, high=MAX_CLIENT_CONN),
         role=role,
+        maxclients=None
+        if maxclients is None
+        else parse_count(maxclients, "--maxclients", low=1, high=MAX_REDIS_CLIENTS),
     )
     loaded = load_context(
         inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass), announce=True

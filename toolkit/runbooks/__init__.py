@@ -18,6 +18,8 @@ from toolkit.runbooks import (
     pgbouncer_reload,
     pgbouncer_resize,
     pgbouncer_resume,
+    redis_idle_clients,
+    redis_maxclients,
     snapshot,
     terminate_idle,
 )
@@ -48,6 +50,8 @@ _MODULES: tuple[Runbook, ...] = (
     snapshot,
     pgbouncer_max_client_conn,
     end_bypass,
+    redis_maxclients,
+    redis_idle_clients,
 )
 
 

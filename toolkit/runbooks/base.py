@@ -59,6 +59,7 @@ class RunOptions:
     include_toolkit: bool = False  # --include-toolkit-sessions
     max_client_conn: int | None = None  # --max-client-conn: pgbouncer-raise-max-client-conn
     role: str | None = None  # --role: end-bypass-sessions
+    maxclients: int | None = None  # --maxclients: redis-raise-maxclients
 
 
 class Runbook(Protocol):
