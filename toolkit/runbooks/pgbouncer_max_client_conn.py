@@ -37,7 +37,11 @@ systemctl show -p LimitNOFILE --value "$2" 2>/dev/null
 
 
 def _unit(pidfile: str) -> str:
-    """The systemd unit the role gives the process of ``pidfile`` (pgbouncer, pgbouncer-N)."""
+    """The systemd unit the role gives the process of ``pidfile`` (pgbouncer, pgbouncer-N).
+
+    >>> _unit("/run/postgresql/pgbouncer-2.pid"), _unit("/run/postgresql/pgbouncer.pid"), _unit("/x/y.pid")
+    ('pgbouncer-2.service', 'pgbouncer.service', 'pgbouncer.service')
+    """
     stem = PurePosixPath(pidfile).stem if pidfile else "pgbouncer"
     return f"{stem if stem.startswith('pgbouncer') else 'pgbouncer'}.service"
 
