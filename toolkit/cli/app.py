@@ -25,6 +25,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from toolkit.cli import coercion
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.errors import InventoryError, RefusedError, SizingError, ToolkitError
 
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(command: typer.Typer, argv: list[str], prog: str = "toolkit") -> NoReturn:
     """Run ``command`` on ``argv``; a known error becomes one line on stderr and its exit code."""
     debug, args = split_debug(argv)
+    coercion.install()  # str, bool and Enum options without pydantic (toolkit/cli/coercion.py)
     try:
         # Without standalone mode the parser returns an Exit's code instead of raising it.
         code = command(args=args, prog_name=prog, standalone_mode=False)

@@ -1,0 +1,127 @@
+"""The cost of ``toolkit plan`` against the ``ansible-inventory --list`` it must run, as one ratio.
+
+``toolkit plan`` reads the inventory through ``ansible-inventory --list`` (a subprocess), so that
+command is the floor: what the toolkit adds is its own start-up (typer, the command's modules), the
+parse of the JSON, the plan and its output. Both commands run interleaved for N rounds (after one
+untimed run of each), so that drift on this shared machine hits both alike; the result is each one's
+median and the ratio of the medians. The goal (issue 13 §8) is a ratio of at most 1.2.
+
+Usage: ``python bench/plan_speed.py [--rounds 15] [--inventory inventory/lab] [--out bench/results]``.
+Results: plan_speed.json (every sample) and plan_speed.md in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from machine import machine
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GOAL = 1.2
+
+
+def commands(inventory: str) -> dict[str, list[str]]:
+    """The timed commands, by label; the first is the floor (the ansible-inventory plan runs)."""
+    toolkit = str(BIN / "toolkit")
+    return {
+        f"ansible-inventory -i {inventory} --list": [str(BIN / "ansible-inventory"), "-i", inventory, "--list"],
+        f"toolkit plan -i {inventory} --format json": [toolkit, "plan", "-i", inventory, "--format", "json"],
+        f"toolkit plan -i {inventory}": [toolkit, "plan", "-i", inventory],
+    }
+
+
+def time_once(argv: list[str]) -> float:
+    """Wall time of one run in seconds; a failing command stops the benchmark."""
+    start = time.perf_counter()
+    # COLUMNS: the table is rendered at a fixed width, as when piped.
+    env = {"COLUMNS": "100", "PATH": str(BIN) + ":/usr/bin:/bin", "HOME": str(Path.home())}
+    subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, env=env)  # noqa: S603 - our own fixed commands
+    return time.perf_counter() - start
+
+
+def write_results(out: Path, doc: dict[str, Any]) -> None:
+    """plan_speed.json (medians, ratios, every sample) and plan_speed.md (the table and the goal)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan_speed.json").write_text(json.dumps(doc, indent=2) + "\n")
+    meta = doc["meta"]
+    lines = [
+        f"# toolkit plan against ansible-inventory ({meta['date']}, {meta['machine']})",
+        "",
+        f"`{meta['command']}`: {meta['rounds']} rounds, interleaved, after one untimed warm-up run of each.",
+        "",
+        "| command | median ms | min ms | ratio to ansible-inventory |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| `{r['command']}` | {r['median_ms']:.0f} | {r['min_ms']:.0f} | {r['ratio']:.2f} |" for r in doc["rows"]
+    ]
+    verdict = "met" if doc["goal"]["met"] else "missed"
+    lines += ["", f"Goal: `toolkit plan --format json` within {GOAL} x ansible-inventory: {verdict}."]
+    (out / "plan_speed.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    """Run the rounds and print medians and the ratio (a measurement: the goal is reported, not enforced)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--inventory", default="inventory/lab")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory for the results")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    cmds = commands(args.inventory)
+    for argv in cmds.values():  # warm the file cache and the bytecode, not timed
+        time_once(argv)
+    times: dict[str, list[float]] = {label: [] for label in cmds}
+    for _ in range(args.rounds):
+        for label, argv in cmds.items():
+            times[label].append(time_once(argv))
+    labels = list(cmds)
+    med = {label: statistics.median(samples) for label, samples in times.items()}
+    floor = med[labels[0]]
+    width = max(len(label) for label in labels)
+    print(f"{'command':<{width}}  median ms  min ms  ratio   ({args.rounds} rounds, interleaved)")
+    for label in labels:
+        print(
+            f"{label:<{width}}  {med[label] * 1000:9.0f}  {min(times[label]) * 1000:6.0f}  {med[label] / floor:5.2f}"
+        )
+    ratio = med[labels[1]] / floor
+    print(f"ratio {ratio:.2f} (toolkit plan --format json / ansible-inventory; goal at most {GOAL})")
+    now = dt.datetime.now(dt.UTC)
+    doc = {
+        "schema": {"name": "bench.plan_speed", "version": 1},
+        "meta": {
+            "date": now.strftime("%Y-%m-%d"),
+            "finished_at": now.isoformat(timespec="seconds"),
+            "machine": machine(),
+            "rounds": args.rounds,
+            "command": "python bench/plan_speed.py " + " ".join(sys.argv[1:]),
+        },
+        "rows": [
+            {
+                "command": label,
+                "median_ms": round(med[label] * 1000, 1),
+                "min_ms": round(min(times[label]) * 1000, 1),
+                "ratio": round(med[label] / floor, 3),
+            }
+            for label in labels
+        ],
+        "goal": {"ratio": round(ratio, 3), "limit": GOAL, "met": ratio <= GOAL},
+        "samples_ms": {label: [round(t * 1000, 1) for t in samples] for label, samples in times.items()},
+    }
+    write_results(Path(args.out), doc)
+    print(f"written: {Path(args.out) / 'plan_speed.json'}, .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
