@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS := postgresql_lab pgbouncer redis
 
-.PHONY: help venv lab lab-up lab-down lab-status lab-deploy lint unit cli wheel integration fleet drills molecule test bench clean
+.PHONY: help venv collection-link collection lab lab-up lab-down lab-status lab-deploy lint unit cli wheel integration fleet drills molecule test bench clean
 
 help:
 	@echo "make lab    boot the lab hosts, deploy PostgreSQL, PgBouncer, Redis and the demo app onto them, show the plan"
@@ -27,7 +27,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-venv: $(STAMP)
+# The checkout is the collection pgbouncer_django.toolkit (galaxy.yml): ansible.cfg's collections_path finds it
+# through this link, so the playbooks and molecule use the roles by their full names, lab-only ones included.
+COLLECTION_LINK := .collections/ansible_collections/pgbouncer_django/toolkit
+collection-link:
+	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn ../../.. $(COLLECTION_LINK)
+
+venv: $(STAMP) collection-link
+
+# The collection tarball (dist/pgbouncer_django-toolkit-VERSION.tar.gz), with plugins/plugin_utils regenerated
+# from toolkit/domain first (scripts/generate_plugin_utils.py). The lab-only roles stay out (build_ignore).
+collection: venv
+	$(BIN)/python scripts/generate_plugin_utils.py
+	$(BIN)/ansible-galaxy collection build --force --output-path dist .
 
 # The lab (docs/lab.md): Debian 12 and 13 hosts under systemd (systemd-nspawn) in network namespaces on
 # 198.18.0.0/24, reached over SSH as a non-root user with sudo (`ssh -F .lab/fleet/ssh_config NAME`).

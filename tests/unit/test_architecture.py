@@ -38,11 +38,13 @@ def test_adapters_never_import_the_cli() -> None:
 
 
 def test_filter_plugins_import_only_the_domain() -> None:
-    plugins = list((ROOT / "roles").glob("*/filter_plugins/*.py"))
+    """The collection's filters import the generated copy of the domain (plugin_utils), not the package."""
+    plugins = list((ROOT / "plugins" / "filter").glob("*.py"))
     assert plugins
+    copy = "ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils."
     for path in plugins:
-        project = {n for n in _imports(path) if n.startswith("toolkit")}
-        assert all(n.startswith("toolkit.domain") for n in project), (path, project)
+        project = {n for n in _imports(path) if n.startswith(("toolkit", "ansible_collections"))}
+        assert project and all(n.startswith(copy) for n in project), (path, project)
 
 
 def test_the_package_never_imports_the_lab() -> None:

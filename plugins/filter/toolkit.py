@@ -1,5 +1,9 @@
 """Ansible filters: a thin shim over toolkit.domain, the one place pools are sized.
 
+The domain code comes from the collection's plugin_utils, a generated copy of toolkit/domain/
+(scripts/generate_plugin_utils.py), so the roles need only ansible-core on the controller, not the
+toolkit package. Use them by their full names: ``groups | pgbouncer_django.toolkit.toolkit_pool_plan(hv)``.
+
 Ansible passes plain values in; nothing here reads hostvars or the Jinja context. Domain errors
 become AnsibleFilterError, so a play fails at the first task with the domain's one-line message.
 """
@@ -10,13 +14,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-from toolkit.domain.errors import ToolkitError
-from toolkit.domain.inventory import INVENTORY_KEYS, topology_from_inventory
-from toolkit.domain.known_variables import PREFIX_PATTERN, check_known_names
-from toolkit.domain.role_inputs import ROLE_VARIABLES, check_host_inputs
-from toolkit.domain.scram import scram_sha256_verifier
-from toolkit.domain.sizing import plan
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.errors import ToolkitError
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.inventory import (
+    INVENTORY_KEYS,
+    topology_from_inventory,
+)
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.known_variables import (
+    PREFIX_PATTERN,
+    check_known_names,
+)
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.role_inputs import (
+    ROLE_VARIABLES,
+    check_host_inputs,
+)
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.scram import scram_sha256_verifier
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.sizing import plan
 
 
 def toolkit_pool_plan(
