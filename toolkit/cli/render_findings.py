@@ -122,8 +122,9 @@ def render_prometheus(
 
     Every series is unique: findings are aggregated per (id, target), with the worst severity as the
     value of ``toolkit_doctor_finding`` and their number in ``toolkit_doctor_finding_count`` (two
-    sessions idle in a transaction on one database are one series with a count of 2). Label values
-    are escaped by prometheus_client.
+    sessions idle in a transaction on one database are one series with a count of 2). The runbook that
+    fixes a finding is an info series, ``toolkit_doctor_finding_runbook{id, runbook} 1``, joined on
+    ``id`` (the finding series keep their labels). Label values are escaped by prometheus_client.
     """
     from prometheus_client import CollectorRegistry, Gauge, generate_latest  # noqa: PLC0415
 
@@ -158,9 +159,17 @@ def render_prometheus(
     grouped: dict[tuple[str, str], list[Finding]] = {}
     for f in findings:
         grouped.setdefault((f.id, f.target), []).append(f)
+    fixes = Gauge(
+        "toolkit_doctor_finding_runbook",
+        "The runbook that fixes findings with this id (always 1; join on id: toolkit runbook show RUNBOOK).",
+        ["id", "runbook"],
+        registry=registry,
+    )
     for (fid, target), group in grouped.items():
         worst.labels(fid, target).set(max(int(f.severity) for f in group))
         count.labels(fid, target).set(len(group))
+    for fid, runbook in sorted({(f.id, f.runbook) for f in findings if f.runbook}):
+        fixes.labels(fid, runbook).set(1)
     if rows is not None:
         from toolkit.cli.render_metrics import register  # noqa: PLC0415
 

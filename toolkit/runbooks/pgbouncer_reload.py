@@ -20,7 +20,7 @@ from toolkit.runbooks.base import RunContext, RunOptions
 INFO = RunbookInfo(
     "pgbouncer-reload",
     "RELOAD PgBouncer's config; show the SHOW CONFIG diff and what needs a restart",
-    fixes=("pgbouncer.config_drift", "capacity.client_demand_exceeds_max_client_conn"),
+    fixes=("pgbouncer.config_drift",),
     params=("--target", "--process", "--timeout"),
 )
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -16,7 +16,7 @@ from toolkit.runbooks.base import RunContext, RunOptions
 INFO = RunbookInfo(
     "pgbouncer-resize-pool",
     "SET default_pool_size live, refused beyond the capacity budget; prints the permanent change",
-    fixes=("capacity.server_connections_exceed_db",),
+    fixes=("capacity.server_connections_exceed_db", "capacity.session_mode_pool_too_small"),
     params=("--size", "--target", "--process", "--timeout"),
 )
 

@@ -1,14 +1,14 @@
 """Checks: pure functions from a :class:`Snapshot` to findings, grouped by area.
 
 Every area module exposes ``CATALOG`` (its finding ids with a one-line title and the runbook that
-fixes them, if any) and ``run(snapshot) -> list[Finding]``. Ids are stable and documented in
-docs/checks.md; a test keeps catalogue and docs in step.
+fixes them, if any: the one place that says it) and ``run(snapshot) -> list[Finding]``. Ids are
+stable and documented in docs/checks.md; a test keeps catalogue and docs in step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from toolkit.domain.checks import cache, capacity, django, pgbouncer, postgres, redis, topology
 from toolkit.domain.checks.base import CheckInfo
@@ -43,10 +43,17 @@ def known_prefix(prefix: str) -> bool:
 
 
 def run_checks(snapshot: Snapshot, only: str | None = None) -> list[Finding]:
-    """Run every check (or those under ``only``) and return their findings."""
+    """Run every check (or those under ``only``) and return their findings.
+
+    Each finding names the runbook its catalogue entry names: the catalogue is the one source of which
+    runbook fixes which finding (a unit test holds every runbook's ``fixes`` to it).
+    """
+    known = catalog()
     found: list[Finding] = []
     for area in areas():
-        found.extend(area.run(snapshot))
+        found.extend(
+            replace(f, runbook=known[f.id].runbook) if f.id in known else f for f in area.run(snapshot)
+        )
     if only:
         stem = only.rstrip(".")
         found = [f for f in found if f.id == stem or f.id.startswith(stem + ".")]

@@ -25,7 +25,7 @@ CATALOG = (
     CheckInfo(
         _P + "client_demand_exceeds_max_client_conn",
         "more clients are routed to a PgBouncer than it admits",
-        "pgbouncer-reload",
+        "pgbouncer-raise-max-client-conn",
     ),
     CheckInfo(
         _P + "session_mode_pool_too_small",

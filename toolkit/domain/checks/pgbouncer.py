@@ -22,7 +22,11 @@ CATALOG = (
         "every server connection of a pool is busy and clients queue",
         "terminate-idle-transactions",
     ),
-    CheckInfo(_P + "max_client_conn_near_limit", "client connections approach max_client_conn"),
+    CheckInfo(
+        _P + "max_client_conn_near_limit",
+        "client connections approach max_client_conn",
+        "pgbouncer-raise-max-client-conn",
+    ),
     CheckInfo(_P + "config_drift", "live settings differ from the plan", "pgbouncer-reload"),
     CheckInfo(_P + "version_outdated", "PgBouncer is older than the security floor"),
     *pgbouncer_peers.CATALOG,

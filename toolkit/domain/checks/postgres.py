@@ -16,7 +16,11 @@ AREA = "postgres"
 _P = "postgres."
 CATALOG = (
     CheckInfo(_P + "unreachable", "doctor could not read PostgreSQL"),
-    CheckInfo(_P + "connections_near_limit", "connections approach the slots ordinary roles may use"),
+    CheckInfo(
+        _P + "connections_near_limit",
+        "connections approach the slots ordinary roles may use",
+        "end-bypass-sessions",
+    ),
     CheckInfo(
         _P + "idle_in_transaction",
         "sessions sit idle inside a transaction, holding a connection",
@@ -28,7 +32,11 @@ CATALOG = (
         _P + "blocked_by_lock", "sessions wait for a lock another session holds", "cancel-long-queries"
     ),
     CheckInfo(_P + "no_idle_in_transaction_timeout", "idle_in_transaction_session_timeout is off"),
-    CheckInfo(_P + "connections_bypass_pgbouncer", "app roles connect to PostgreSQL without PgBouncer"),
+    CheckInfo(
+        _P + "connections_bypass_pgbouncer",
+        "app roles connect to PostgreSQL without PgBouncer",
+        "end-bypass-sessions",
+    ),
     CheckInfo(_P + "max_connections_drift", "the live max_connections is not the inventory's"),
     CheckInfo(_P + "reserved_connections_drift", "the live reserved slots are not the inventory's"),
 )

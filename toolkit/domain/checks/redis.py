@@ -18,8 +18,12 @@ CATALOG = (
     CheckInfo(
         _P + "eviction_policy_not_for_cache", "the eviction policy does not fit the instance's profile"
     ),
-    CheckInfo(_P + "maxclients_below_demand", "maxclients is below the app's clients"),
-    CheckInfo(_P + "rejected_connections", "Redis has refused connections at maxclients"),
+    CheckInfo(
+        _P + "maxclients_below_demand", "maxclients is below the app's clients", "redis-raise-maxclients"
+    ),
+    CheckInfo(
+        _P + "rejected_connections", "Redis has refused connections at maxclients", "redis-kill-idle-clients"
+    ),
     CheckInfo(_P + "evictions", "Redis has evicted keys", "cache-flush-namespace"),
     CheckInfo(_P + "hit_ratio_low", "most cache lookups miss"),
     CheckInfo(_P + "keys_without_ttl", "keys under the app prefix never expire", "cache-flush-namespace"),
