@@ -21,6 +21,7 @@ from lab.drills.harness import Lab
 from lab.drills.report import SCHEMA, DrillReport
 from toolkit.cli.app import run
 from toolkit.cli.status import ExitStatus
+from toolkit.domain.errors import UsageError
 
 _MODULES: tuple[ModuleType, ...] = (pool_exhaustion, orm_overfetch, cache_divergence, async_blocking)
 DRILLS: dict[str, tuple[str, Callable[[Lab, float], DrillReport]]] = {
@@ -55,11 +56,9 @@ def drill_command(
 ) -> None:
     """Inject a seed failure, detect it, remediate, verify; exit 0 when every claim held, else 2."""
     if name != "all" and name not in NAMES:
-        raise typer.BadParameter(
-            f"no drill {name!r}; choose one of {', '.join(NAMES)} or 'all'", param_hint="NAME"
-        )
+        raise UsageError(f"no drill {name!r}; choose one of {', '.join(NAMES)} or 'all'", "NAME")
     if seconds < 1:
-        raise typer.BadParameter("must be 1 or more", param_hint="--seconds")
+        raise UsageError("must be 1 or more", "--seconds")
     lab = Lab.load(inventory_path)
     lab.check_up()
     reports = []

@@ -249,5 +249,5 @@ def test_an_empty_i_is_a_usage_error_not_the_default(capsys: pytest.CaptureFixtu
     code, out, err = run(capsys, "plan", "-i", "")
     assert (code, out) == (64, "")
     assert (
-        err == "toolkit: Invalid value for -i: is empty; pass an inventory file or directory (see --help)\n"
+        err == "toolkit: Invalid value for '-i': is empty; pass an inventory file or directory (see --help)\n"
     )

@@ -22,7 +22,7 @@ from tests.cli.streams import without_inventory_line
 from toolkit.cli import runbook as runbook_cli
 from toolkit.cli.app import main
 from toolkit.domain.errors import RefusedError
-from toolkit.domain.runbooks.base import Action, ActionSkipped, RunbookError, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.base import Action, ActionSkipped, RunbookInfo, RunbookPlan, RunbookUsageError
 from toolkit.runbooks.base import RunContext, RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,7 +145,7 @@ def test_a_refusal_by_the_live_state_exits_2(book: FakeBook, capsys: pytest.Capt
 
 
 def test_a_bad_request_exits_64(book: FakeBook, capsys: pytest.CaptureFixture[str]) -> None:
-    book.plan_error = RunbookError("fake needs --older-than (for example 60s)")
+    book.plan_error = RunbookUsageError("fake needs --older-than (for example 60s)")
     code, _, err = run(capsys, "--yes")
     assert code == 64 and err.count("\n") == 1
 

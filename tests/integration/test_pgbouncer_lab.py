@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import DB_HOST, PGBOUNCER_HOSTS, address, app_connection, lab_secret, ssh_ok
-from toolkit.adapters.errors import TargetError
+from toolkit.adapters.errors import AUTH_HINT, TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, ConfigEntry
 from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS
 
@@ -100,7 +100,5 @@ def test_wrong_password_is_reported_as_authentication(host: str) -> None:
     with pytest.raises(TargetError) as err:
         AdminConsole(AdminTarget(address(host), PORT, "pgbouncer_admin", "wrong-password"))
     assert str(err.value).startswith(f"pgbouncer@{address(host)}:{PORT}"), str(err.value)
-    assert str(err.value).endswith(
-        ": authentication failed during connecting; check the user and password in the inventory"
-    )
+    assert str(err.value).endswith(f": authentication failed during connecting; {AUTH_HINT}")
     assert "wrong-password" not in str(err.value)

@@ -9,7 +9,7 @@ import pytest
 
 from toolkit.domain.attribution import PoolerLinks, attribute, holder_text, node_of
 from toolkit.domain.models import AppNode
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 from toolkit.domain.runbooks.processes import process_number, selected_processes
 from toolkit.domain.snapshot import Backend, ClientConn
 
@@ -96,7 +96,7 @@ def test_selected_processes() -> None:
     assert selected_processes("pgb1", 1, 1) == [0]
     assert selected_processes("pgb2", 2, None) == [1, 2]
     assert selected_processes("pgb2", 2, 1) == [1]
-    with pytest.raises(RunbookError, match="pgb1 runs one PgBouncer process: leave --process out"):
+    with pytest.raises(RunbookUsageError, match="pgb1 runs one PgBouncer process: leave --process out"):
         selected_processes("pgb1", 1, 2)
-    with pytest.raises(RunbookError, match="pick one of 1-2"):
+    with pytest.raises(RunbookUsageError, match="pick one of 1-2"):
         selected_processes("pgb2", 2, 3)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from toolkit.adapters import audit
-from toolkit.domain.runbooks.base import Action, ActionSkipped, RunbookError
+from toolkit.domain.runbooks.base import Action, ActionSkipped, RunbookUsageError
 from toolkit.runbooks.base import RunContext, audited
 from toolkit.runbooks.execute import with_audit
 
@@ -124,10 +124,12 @@ def _link(target: Path, tmp_path: Path) -> Path:
 )
 def test_only_a_regular_file_is_accepted(tmp_path: Path, make: Any, kind: str) -> None:
     path = make(tmp_path)
-    with pytest.raises(RunbookError, match=f"audit log {path}: {kind}, not a regular file; nothing was done"):
+    with pytest.raises(
+        RunbookUsageError, match=f"audit log {path}: {kind}, not a regular file; nothing was done"
+    ):
         audit.check(path)
     ran: list[bool] = []
-    with pytest.raises(RunbookError, match="not a regular file"):
+    with pytest.raises(RunbookUsageError, match="not a regular file"):
         audited(_ctx(path), "rb", ACTION, lambda: str(ran.append(True)))
     assert ran == []  # the action never ran
 

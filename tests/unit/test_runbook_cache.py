@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from toolkit.domain.errors import RefusedError
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 from toolkit.domain.runbooks.cache import check_inside, check_prefix, namespace, plan_flush_namespace
 
 
@@ -38,7 +38,7 @@ def test_nothing_under_the_namespace_plans_nothing() -> None:
 
 @pytest.mark.parametrize("prefix", ["celery", "c", "la", "other:lab:", "LAB:"])
 def test_a_prefix_outside_the_apps_key_prefix_is_refused(prefix: str) -> None:
-    with pytest.raises(RunbookError, match="outside the app's key prefix 'lab:'"):
+    with pytest.raises(RunbookUsageError, match="outside the app's key prefix 'lab:'"):
         check_inside(prefix, "lab:")
 
 
@@ -51,5 +51,5 @@ def test_the_app_prefix_itself_and_below_are_inside() -> None:
 
 @pytest.mark.parametrize("prefix", ["*", "", " ", "lab:*", "lab:[a]", "lab:?", "lab:\\"])
 def test_glob_and_empty_prefixes_are_refused(prefix: str) -> None:
-    with pytest.raises(RunbookError, match="would match every key"):
+    with pytest.raises(RunbookUsageError, match="would match every key"):
         check_prefix(prefix)

@@ -1,11 +1,11 @@
 """The runbooks' number flags: only plain ASCII decimals within bounds; everything else is a usage error
-(RunbookError, exit 64) with one line naming the flag and the value."""
+(RunbookUsageError, exit 64) with one line naming the flag and the value."""
 
 from __future__ import annotations
 
 import pytest
 
-from toolkit.domain.runbooks.base import RunbookError, parse_count, parse_duration, parse_number
+from toolkit.domain.runbooks.base import RunbookUsageError, parse_count, parse_duration, parse_number
 
 HOSTILE = [
     "nan",
@@ -31,20 +31,20 @@ HOSTILE = [
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_numbers_are_refused(value: str) -> None:
-    with pytest.raises(RunbookError) as caught:
+    with pytest.raises(RunbookUsageError) as caught:
         parse_number(value, "--timeout", above=0, high=3600)
     assert "\n" not in str(caught.value) and str(caught.value).startswith("--timeout: ")
 
 
 @pytest.mark.parametrize("value", [*HOSTILE, "5.0", "2.5"])
 def test_hostile_counts_are_refused(value: str) -> None:
-    with pytest.raises(RunbookError, match=r"^--max: "):
+    with pytest.raises(RunbookUsageError, match=r"^--max: "):
         parse_count(value, "--max", low=1, high=100_000)
 
 
 @pytest.mark.parametrize("value", [*HOSTILE, "5x", "5 minutes", "٥m", "1e3s", "infs", "nans"])
 def test_hostile_durations_are_refused(value: str) -> None:
-    with pytest.raises(RunbookError, match=r"^--older-than: "):
+    with pytest.raises(RunbookUsageError, match=r"^--older-than: "):
         parse_duration(value, "--older-than", above=0)
 
 
@@ -60,18 +60,18 @@ def test_hostile_durations_are_refused(value: str) -> None:
     ],
 )
 def test_older_than_must_be_above_zero_and_not_absurd(value: str, message: str) -> None:
-    with pytest.raises(RunbookError, match=message):
+    with pytest.raises(RunbookUsageError, match=message):
         parse_duration(value, "--older-than", above=0)
 
 
 def test_bounds_of_numbers_and_counts() -> None:
-    with pytest.raises(RunbookError, match="must be above 0"):
+    with pytest.raises(RunbookUsageError, match="must be above 0"):
         parse_number("0", "--rate", above=0, high=1000)
-    with pytest.raises(RunbookError, match="must be between 0 and 3600"):
+    with pytest.raises(RunbookUsageError, match="must be between 0 and 3600"):
         parse_number("3601", "--timeout", above=0, high=3600)
-    with pytest.raises(RunbookError, match="must be between 1 and 100000"):
+    with pytest.raises(RunbookUsageError, match="must be between 1 and 100000"):
         parse_count("100001", "--max", low=1, high=100_000)
-    with pytest.raises(RunbookError, match="must be between 1 and 100000"):
+    with pytest.raises(RunbookUsageError, match="must be between 1 and 100000"):
         parse_count("0", "--max", low=1, high=100_000)
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.unit import snapshots as s
 from toolkit.adapters.pgbouncer import admin_command, quote_ident, quote_literal, set_command
 from toolkit.domain.errors import RefusedError
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 from toolkit.domain.runbooks.pgbouncer import (
     DatabaseFlags,
     check_database,
@@ -56,7 +56,7 @@ def test_pause_notes_younger_transactions_and_plans_one_parallel_action() -> Non
 
 
 def test_pause_without_targets_is_refused() -> None:
-    with pytest.raises(RunbookError, match="no PgBouncer selected"):
+    with pytest.raises(RunbookUsageError, match="no PgBouncer selected"):
         plan_pause([], [], database=None, older_than=10, timeout=5)
 
 
@@ -115,7 +115,7 @@ def test_resume_plans_only_where_something_is_paused() -> None:
     ],
 )
 def test_database_commands_refuse_bad_databases(database: str | None, message: str) -> None:
-    with pytest.raises(RunbookError, match=message):
+    with pytest.raises(RunbookUsageError, match=message):
         check_database(database, {"app"}, "pgbouncer-kill-database")
 
 
@@ -127,7 +127,7 @@ def test_kill_says_the_database_stays_paused() -> None:
 
 
 def test_unknown_database_command_is_refused() -> None:
-    with pytest.raises(RunbookError, match="unknown command"):
+    with pytest.raises(RunbookUsageError, match="unknown command"):
         plan_database_command("x", "SHUTDOWN", [PGB], "app")
 
 
@@ -181,7 +181,7 @@ def test_resize_beyond_the_budget_is_refused_quoting_the_sizing(size: int) -> No
 
 
 def test_resize_to_zero_is_refused() -> None:
-    with pytest.raises(RunbookError, match="at least 1"):
+    with pytest.raises(RunbookUsageError, match="at least 1"):
         plan_resize(s.topology(), {"pgb1": PGB}, 0, {})
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.domain.checks import areas
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 from toolkit.runbooks import MANUAL, find, infos, runbooks
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
@@ -57,9 +57,9 @@ def test_the_one_database_commands_confirm_by_typing_the_name() -> None:
 
 
 def test_manual_and_unknown_runbooks_are_refused() -> None:
-    with pytest.raises(RunbookError, match="manual procedure"):
+    with pytest.raises(RunbookUsageError, match="manual procedure"):
         find("pgbouncer-unresponsive")
-    with pytest.raises(RunbookError, match="unknown runbook 'nope'"):
+    with pytest.raises(RunbookUsageError, match="unknown runbook 'nope'"):
         find("nope")
 
 

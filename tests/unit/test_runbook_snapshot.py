@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 from toolkit.domain.runbooks.snapshot import MASK, mask, mask_text, plan_snapshot
 
 
 def test_snapshot_needs_an_output_file() -> None:
-    with pytest.raises(RunbookError, match="needs -o FILE"):
+    with pytest.raises(RunbookUsageError, match="needs -o FILE"):
         plan_snapshot(None, [])
 
 

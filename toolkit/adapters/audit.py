@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -62,8 +62,8 @@ def who() -> dict[str, Any]:
     }
 
 
-def _refuse(path: Path, what: str) -> RunbookError:
-    return RunbookError(
+def _refuse(path: Path, what: str) -> RunbookUsageError:
+    return RunbookUsageError(
         f"audit log {path}: {what}, not a regular file; nothing was done: point --audit-log "
         "(or TOOLKIT_AUDIT_LOG) at a file"
     )

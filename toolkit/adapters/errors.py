@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from toolkit.domain.errors import ToolkitError
+from toolkit.domain.errors import UnreachableError
+
+# Users come from the inventory; passwords never do (toolkit/adapters/secrets.py): they come from a
+# TOOLKIT_*_PASSWORD variable, else a file in the secrets directory.
+AUTH_HINT = (
+    "check the user in the inventory and its password (the TOOLKIT_*_PASSWORD variable, else the file "
+    "in --secrets or $TOOLKIT_SECRETS_DIR)"
+)
 
 
-class TargetError(ToolkitError):
+class TargetError(UnreachableError):
     """A target could not be checked (exit 3): refused, timed out, authentication, name resolution."""
 
     def __init__(self, target: str, during: str, cause: str, hint: str) -> None:
@@ -21,9 +28,7 @@ class TargetError(ToolkitError):
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         low = text.lower()
         if "password authentication failed" in low or "authentication failed" in low or "noauth" in low:
-            return cls(
-                target, during, "authentication failed", "check the user and password in the inventory"
-            )
+            return cls(target, during, "authentication failed", AUTH_HINT)
         if "could not translate host name" in low or "name or service not known" in low:
             return cls(target, during, "host name does not resolve", "check the address in the inventory")
         if "connection refused" in low:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from toolkit.domain.errors import ToolkitError
+from toolkit.domain.errors import UnreachableError
 
 # Debian installs pgbench outside PATH, under the server version's bin directory.
 DEBIAN_BIN = Path("/usr/lib/postgresql")
@@ -38,7 +38,7 @@ COMMIT;
 """
 
 
-class PgbenchError(ToolkitError):
+class PgbenchError(UnreachableError):
     """pgbench is missing or could not run, or a sweep could not set the pool size (exit 3)."""
 
 

@@ -27,7 +27,15 @@ from typer.core import TyperCommand, TyperGroup
 
 from toolkit.cli import coercion
 from toolkit.cli.status import ExitStatus
-from toolkit.domain.errors import InventoryError, RefusedError, SizingError, ToolkitError
+from toolkit.domain.errors import (
+    FailedError,
+    InputDataError,
+    RefusedError,
+    SizingError,
+    ToolkitError,
+    UnreachableError,
+    UsageError,
+)
 
 
 @dataclass(frozen=True)
@@ -175,17 +183,45 @@ def _root(
     """Operations toolkit for Django, PostgreSQL, PgBouncer and Redis."""
 
 
-def _exit_code(exc: ToolkitError) -> ExitStatus:
-    """The exit code of a known error: the first class of the one mapping below that ``exc`` is."""
-    from toolkit.domain.runbooks.base import RunbookError  # noqa: PLC0415 - only on the error path
+@dataclass(frozen=True)
+class ErrorExit:
+    """One error class, the exit status it stands for, and what that means (README's exit-code table)."""
 
-    codes: tuple[tuple[type[ToolkitError], ExitStatus], ...] = (
-        (SizingError, ExitStatus.CRITICAL),  # the topology cannot fit the database
-        (RefusedError, ExitStatus.CRITICAL),  # a runbook refused because of the live state
-        (InventoryError, ExitStatus.DATAERR),
-        (RunbookError, ExitStatus.USAGE),  # a malformed or forbidden request
-    )
-    return next((code for cls, code in codes if isinstance(exc, cls)), ExitStatus.UNKNOWN)
+    error: type[ToolkitError]
+    status: ExitStatus
+    meaning: str
+
+
+# The one mapping from error classes to exit statuses: the first class ``exc`` is an instance of wins,
+# so subclasses come before their bases. README's exit-code table lists exactly these meanings (a unit
+# test parses it); the parser's own usage errors (an unknown option, a missing argument) are 64 too.
+ERROR_EXITS = (
+    ErrorExit(
+        UsageError, ExitStatus.USAGE, "a bad command line or a malformed runbook request, nothing changed"
+    ),
+    ErrorExit(InputDataError, ExitStatus.DATAERR, "invalid input data: the inventory, settings or config"),
+    ErrorExit(SizingError, ExitStatus.CRITICAL, "the plan is infeasible"),
+    ErrorExit(
+        RefusedError, ExitStatus.CRITICAL, "a runbook refused because of the live state, nothing changed"
+    ),
+    ErrorExit(FailedError, ExitStatus.CRITICAL, "an action failed or its effect could not be verified"),
+    ErrorExit(
+        UnreachableError, ExitStatus.UNKNOWN, "a target could not be reached or read, or a tool is missing"
+    ),
+    ErrorExit(ToolkitError, ExitStatus.UNKNOWN, "any other error the toolkit reports in one line"),
+)
+
+
+def exit_status(exc: ToolkitError) -> ExitStatus:
+    """The exit status of a known error, from :data:`ERROR_EXITS`."""
+    return next(e.status for e in ERROR_EXITS if isinstance(exc, e.error))
+
+
+def error_line(prog: str, exc: ToolkitError) -> str:
+    """The one line printed for a known error; a usage error naming its flag points at --help."""
+    text = " ".join(str(exc).splitlines()) or type(exc).__name__
+    hint = " (see --help)" if isinstance(exc, UsageError) and exc.param else ""
+    return f"{prog}: {text}{hint}"
 
 
 def split_debug(args: list[str]) -> tuple[bool, list[str]]:
@@ -218,8 +254,8 @@ def run(command: typer.Typer, argv: list[str], prog: str = "toolkit") -> NoRetur
     except ToolkitError as exc:
         if debug:
             raise
-        print(f"{prog}: {exc}", file=sys.stderr)
-        sys.exit(_exit_code(exc))
+        print(error_line(prog, exc), file=sys.stderr)
+        sys.exit(exit_status(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -13,7 +13,7 @@ import typer
 
 from toolkit.cli.numbers import count, count_option, seconds
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
-from toolkit.cli.status import ExitStatus
+from toolkit.domain.errors import InputDataError, UsageError
 
 app = typer.Typer(help="Static audits of a Django code base.", no_args_is_help=True)
 AUDIT_SCHEMA = "toolkit.audit/v1"
@@ -42,8 +42,7 @@ def async_command(
     from toolkit.domain.findings import Finding, worst  # noqa: PLC0415
 
     if not path.exists() and not path.is_symlink():
-        typer.echo(f"toolkit: audit async: {path}: no such file or directory", err=True)
-        raise typer.Exit(ExitStatus.USAGE)
+        raise UsageError(f"audit async: {path}: no such file or directory")
     findings: list[Finding] = []
     errors: list[str] = []
     parsed = 0
@@ -72,8 +71,7 @@ def async_command(
     for error in errors:
         typer.echo(f"toolkit: audit async: {error}", err=True)
     if parsed == 0:
-        typer.echo(f"toolkit: audit async: {path}: no Python file could be parsed", err=True)
-        raise typer.Exit(ExitStatus.DATAERR)
+        raise InputDataError(f"audit async: {path}: no Python file could be parsed")
     status = worst(findings)
     if output is AuditFormat.json:
         doc = {"schema": AUDIT_SCHEMA, "status": status.label, "findings": [f.to_dict() for f in findings]}
@@ -89,7 +87,10 @@ def queries_command(
     top: Annotated[
         int,
         typer.Option(
-            "--top", help="Report at most this many statements.", parser=count(1, 10_000), metavar="N"
+            "--top",
+            help="Report at most this many statements.",
+            parser=count("--top", 1, 10_000),
+            metavar="N",
         ),
     ] = 10,
     output: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
@@ -99,7 +100,10 @@ def queries_command(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", help="Seconds to connect and to read.", parser=seconds(), metavar="SECONDS"
+            "--timeout",
+            help="Seconds to connect and to read.",
+            parser=seconds("--timeout"),
+            metavar="SECONDS",
         ),
     ] = 5.0,
     min_calls: Annotated[
@@ -107,7 +111,7 @@ def queries_command(
         typer.Option(
             "--min-calls",
             help="Ignore statements called fewer times.",
-            parser=count(1, 2**63 - 1),
+            parser=count("--min-calls", 1, 2**63 - 1),
             metavar="N",
         ),
     ] = 5,
@@ -126,11 +130,11 @@ def queries_command(
     from toolkit.domain.inventory import PGBOUNCER_GROUP  # noqa: PLC0415
 
     if top < 1:
-        raise typer.BadParameter("must be 1 or more", param_hint="--top")
+        raise UsageError("must be 1 or more", "--top")
     if min_calls < 1:
-        raise typer.BadParameter("must be 1 or more", param_hint="--min-calls")
+        raise UsageError("must be 1 or more", "--min-calls")
     if timeout <= 0:
-        raise typer.BadParameter("must be above 0", param_hint="--timeout")
+        raise UsageError("must be above 0", "--timeout")
     ctx = load_context(inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass))
     data = ctx.data
     pg = ctx.of_kind("postgres")[0]

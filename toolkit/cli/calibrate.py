@@ -25,6 +25,7 @@ from toolkit.domain.calibrate import (
     measure,
     values_for_pool,
 )
+from toolkit.domain.errors import UsageError
 from toolkit.domain.sizing import plan
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def calibrate_command(
     from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget  # noqa: PLC0415
 
     if window <= 0:
-        raise typer.BadParameter("must be above 0", param_hint="--window")
+        raise UsageError("must be above 0", "--window")
     ctx = load_context(inventory_path, secrets_dir, vault, announce=True)
     topology = ctx.topology
     password = ctx.secrets.password("pgbouncer") or ""
@@ -272,29 +273,24 @@ class SweepRequest:
     timeout: float
 
 
-def _usage(message: str) -> typer.Exit:
-    typer.echo(f"toolkit: {message}", err=True)
-    return typer.Exit(ExitStatus.USAGE)
-
-
 def _sweep(req: SweepRequest, sweep: bool, output: CalibrateFormat) -> None:
     """Plan the sweep (refusing bad input), show it, and run it only with --yes."""
     if not sweep:
-        raise _usage("--yes acts only with --sweep (calibrate alone changes nothing)")
+        raise UsageError("--yes acts only with --sweep (calibrate alone changes nothing)")
     try:
-        sizes = sorted({count(1, MAX_POOL)(x.strip()) for x in req.sizes.split(",") if x.strip()})
-    except typer.BadParameter as exc:
-        raise _usage(f"--sizes: each pool size {exc.message}; such as 4,8,16,32") from None
+        sizes = sorted({count("--sizes", 1, MAX_POOL)(x.strip()) for x in req.sizes.split(",") if x.strip()})
+    except UsageError as exc:
+        raise UsageError(f"--sizes: each pool size {exc.message}; such as 4,8,16,32") from None
     if not sizes or sizes[0] < 1 or req.duration <= 0 or (req.clients is not None and req.clients < 1):
-        raise _usage("--sizes must be at least 1, --duration above 0 and --clients at least 1")
+        raise UsageError("--sizes must be at least 1, --duration above 0 and --clients at least 1")
     ctx = load_context(req.inventory, req.secrets, req.vault, announce=True)
     topology = ctx.topology
     hosts = {h.name: h for h in topology.pgbouncers}
     name = req.target or next(iter(hosts))
     if name not in hosts or (req.target is None and len(hosts) > 1):
-        raise _usage(f"pick the PgBouncer host to sweep with --target (one of: {', '.join(hosts)})")
+        raise UsageError(f"pick the PgBouncer host to sweep with --target (one of: {', '.join(hosts)})")
     if hosts[name].processes > 1:
-        raise _usage(
+        raise UsageError(
             f"PgBouncer host {name} runs {hosts[name].processes} processes on one port: a SET reaches only "
             "the process the admin session lands on; sweep a single-process staging PgBouncer"
         )
@@ -347,7 +343,7 @@ def _run_sweep(
     env = dict(os.environ)  # pgbench finds its password as libpq does: PGPASSWORD or the password file
     scale = pgbench.dataset_scale(target, env, req.timeout)
     if scale is None:
-        raise _usage(
+        raise UsageError(
             f"no pgbench tables in database {target.dbname}: create them on staging first: pgbench -i -s 10 "
             f"-h {address} -p {port} -U {target.user} {target.dbname} (password: PGPASSWORD or ~/.pgpass)"
         )

@@ -12,12 +12,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-import typer
-
 from toolkit.adapters import inventory
 from toolkit.adapters.inventory import InventoryData, InventorySource, Vault
 from toolkit.adapters.secrets import Secrets
-from toolkit.domain.errors import SizingError
+from toolkit.domain.errors import SizingError, UsageError
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.models import Topology
 from toolkit.domain.plan import Plan
@@ -64,12 +62,12 @@ def load_context(
 ) -> Context:
     """Read the inventory and derive everything the commands need from it; no network."""
     if inventory_path is not None and not inventory_path.strip():
-        raise typer.BadParameter("is empty; pass an inventory file or directory", param_hint="-i")
+        raise UsageError("is empty; pass an inventory file or directory", "-i")
     source = inventory.resolve(inventory_path)
     if source is None:
-        raise typer.BadParameter(
+        raise UsageError(
             "no inventory: pass -i FILE_OR_DIR, or set inventory = in ansible.cfg (or ANSIBLE_INVENTORY)",
-            param_hint="-i",
+            "-i",
         )
     if announce:
         print(f"toolkit: inventory {source.describe()}", file=sys.stderr)

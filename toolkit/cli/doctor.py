@@ -16,10 +16,10 @@ from toolkit.cli import render_findings as render
 from toolkit.cli.context import load_context
 from toolkit.cli.numbers import seconds
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
-from toolkit.cli.status import ExitStatus
 from toolkit.domain.checks import known_prefix, run_checks
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.django_nodes import django_sources
+from toolkit.domain.errors import FailedError, UsageError
 from toolkit.domain.findings import worst
 from toolkit.domain.metrics import metrics
 from toolkit.domain.snapshot import Snapshot
@@ -46,7 +46,10 @@ def doctor_command(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", help="Seconds per target (connect and queries).", parser=seconds(), metavar="SECONDS"
+            "--timeout",
+            help="Seconds per target (connect and queries).",
+            parser=seconds("--timeout"),
+            metavar="SECONDS",
         ),
     ] = 3.0,
     only: Annotated[str | None, typer.Option("--only", help="Only findings under this id prefix.")] = None,
@@ -80,19 +83,17 @@ def doctor_command(
     from toolkit import gather  # noqa: PLC0415
 
     if output_file is not None and output is DoctorFormat.table:
-        raise typer.BadParameter("needs --format json, prometheus or markdown", param_hint="--output")
+        raise UsageError("needs --format json, prometheus or markdown", "--output")
     if output_file is not None and (
         output_file.is_symlink() or (output_file.exists() and not output_file.is_file())
     ):
-        raise typer.BadParameter(f"{output_file}: exists and is not a regular file", param_hint="--output")
+        raise UsageError(f"{output_file}: exists and is not a regular file", "--output")
     if output_file is not None and not output_file.parent.is_dir():
-        raise typer.BadParameter(f"{output_file}: no such directory", param_hint="--output")
+        raise UsageError(f"{output_file}: no such directory", "--output")
     if only and not known_prefix(only):
-        raise typer.BadParameter(
-            f"no finding id starts with {only!r}; see docs/checks.md", param_hint="--only"
-        )
+        raise UsageError(f"no finding id starts with {only!r}; see docs/checks.md", "--only")
     if django_settings and not django_pythonpath:
-        raise typer.BadParameter("needs --django-pythonpath", param_hint="--django-settings")
+        raise UsageError("needs --django-pythonpath", "--django-settings")
     ctx = load_context(inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass), announce=True)
     data = ctx.data
     # Read (and refuse, exit 65) before any network: a distribution's patched build, the app's ACL.
@@ -135,8 +136,7 @@ def doctor_command(
             write_atomic(output_file, text)
         except (OSError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            typer.echo(f"toolkit: doctor: --output {output_file}: {why}; nothing written", err=True)
-            raise typer.Exit(ExitStatus.USAGE) from None
+            raise FailedError(f"doctor: --output {output_file}: {why}; nothing written") from None
     raise typer.Exit(int(status))
 
 

@@ -19,7 +19,13 @@ from toolkit.cli.context import load_context
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.errors import ToolkitError
-from toolkit.domain.runbooks.base import RunbookError, RunbookPlan, parse_count, parse_duration, parse_number
+from toolkit.domain.runbooks.base import (
+    RunbookPlan,
+    RunbookUsageError,
+    parse_count,
+    parse_duration,
+    parse_number,
+)
 from toolkit.domain.runbooks.sessions import DEFAULT_MAX_SESSIONS
 
 if TYPE_CHECKING:
@@ -69,7 +75,7 @@ def show_command(
 
     known = {i.name: i for i in infos()}
     if name not in known:
-        raise RunbookError(f"unknown runbook {name!r}; known: {', '.join(sorted(known))}")
+        raise RunbookUsageError(f"unknown runbook {name!r}; known: {', '.join(sorted(known))}")
     typer.echo(runbook_page(name), nl=False)
 
 
@@ -258,11 +264,11 @@ def run_command(
     )
     eps = loaded.endpoints
     if target is not None and not any(target in (e.name, e.address) for e in eps):
-        raise RunbookError(
+        raise RunbookUsageError(
             f"unknown target {target!r}; the inventory has: {', '.join(sorted({e.name for e in eps}))}"
         )
     if process is not None and not any(e.kind == "pgbouncer" and target in (e.name, e.address) for e in eps):
-        raise RunbookError(
+        raise RunbookUsageError(
             "--process names a process of one PgBouncer host: add --target HOST (such as pgb2)"
         )
     ctx = RunContext(

@@ -24,6 +24,7 @@ from toolkit.cli.context import load_context
 from toolkit.cli.numbers import count as whole
 from toolkit.cli.numbers import seconds
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
+from toolkit.domain.errors import UsageError
 from toolkit.domain.metrics import NEAR, PoolRow, by_pressure, pool_rows, postgres_row
 from toolkit.domain.models import Topology
 from toolkit.domain.plan import Plan
@@ -164,11 +165,15 @@ def watch_command(
     inventory_path: InventoryOption = None,
     interval: Annotated[
         float,
-        typer.Option("--interval", help="Seconds between refreshes.", parser=seconds(), metavar="SECONDS"),
+        typer.Option(
+            "--interval", help="Seconds between refreshes.", parser=seconds("--interval"), metavar="SECONDS"
+        ),
     ] = 1.0,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", help="Seconds per PgBouncer.", parser=seconds(), metavar="SECONDS"),
+        typer.Option(
+            "--timeout", help="Seconds per PgBouncer.", parser=seconds("--timeout"), metavar="SECONDS"
+        ),
     ] = 2.0,
     secrets_dir: SecretsOption = None,
     vault_password_file: VaultPasswordFileOption = None,
@@ -178,7 +183,7 @@ def watch_command(
         typer.Option(
             "--count",
             help="Stop after this many refreshes (0: until Ctrl-C).",
-            parser=whole(0, 1_000_000_000),
+            parser=whole("--count", 0, 1_000_000_000),
             metavar="N",
         ),
     ] = 0,
@@ -187,7 +192,7 @@ def watch_command(
     from toolkit import gather  # noqa: PLC0415 - psycopg and redis-py load only when watching
 
     if interval <= 0 or timeout <= 0 or count < 0:
-        raise typer.BadParameter("--interval and --timeout must be above 0, --count at least 0")
+        raise UsageError("--interval and --timeout must be above 0, --count at least 0")
     ctx = load_context(inventory_path, secrets_dir, Vault(vault_password_file, ask_vault_pass), announce=True)
     targets, secrets = [*ctx.of_kind("pgbouncer"), *ctx.of_kind("postgres")], ctx.secrets
     # Each process of a so_reuseport host is read on its own (its session reconnects until the

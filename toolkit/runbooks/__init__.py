@@ -6,7 +6,7 @@ and verify() (see :class:`base.Runbook`).
 
 from __future__ import annotations
 
-from toolkit.domain.runbooks.base import RunbookError, RunbookInfo
+from toolkit.domain.runbooks.base import RunbookInfo, RunbookUsageError
 from toolkit.runbooks import (
     cache_flush,
     cancel_long,
@@ -66,11 +66,11 @@ def infos() -> list[RunbookInfo]:
 
 
 def find(name: str) -> Runbook:
-    """The runbook called ``name``; a RunbookError (exit 64) lists the known ones otherwise."""
+    """The runbook called ``name``; a RunbookUsageError (exit 64) lists the known ones otherwise."""
     known = runbooks()
     if name in known:
         return known[name]
     manual = {i.name for i in MANUAL}
     if name in manual:
-        raise RunbookError(f"{name} is a manual procedure: read it with 'toolkit runbook show {name}'")
-    raise RunbookError(f"unknown runbook {name!r}; known: {', '.join(sorted(known) + sorted(manual))}")
+        raise RunbookUsageError(f"{name} is a manual procedure: read it with 'toolkit runbook show {name}'")
+    raise RunbookUsageError(f"unknown runbook {name!r}; known: {', '.join(sorted(known) + sorted(manual))}")

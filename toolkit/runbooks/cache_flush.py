@@ -9,7 +9,7 @@ deleting anything: it prints the settings change (VERSION + 1) and leaves the ol
 from __future__ import annotations
 
 from toolkit.adapters import redis_state
-from toolkit.domain.runbooks.base import Action, RunbookError, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan, RunbookUsageError
 from toolkit.domain.runbooks.cache import (
     check_inside,
     check_prefix,
@@ -32,7 +32,7 @@ def _prefix(opts: RunOptions) -> str:
         return check_prefix(opts.prefix)
     if opts.key_prefix is not None and opts.version is not None:
         return check_prefix(django_prefix(opts.key_prefix, opts.version))
-    raise RunbookError(
+    raise RunbookUsageError(
         "cache-flush-namespace needs --prefix, or --key-prefix with --version (Django's settings)"
     )
 
@@ -42,7 +42,7 @@ def _client(ctx: RunContext) -> tuple[redis_state.RedisTarget, str, str]:
     endpoints = ctx.selected("redis")
     if len(endpoints) != 1:
         names = ", ".join(e.name for e in ctx.endpoints if e.kind == "redis") or "none"
-        raise RunbookError(f"pick one Redis with --target (the inventory has: {names})")
+        raise RunbookUsageError(f"pick one Redis with --target (the inventory has: {names})")
     ep = endpoints[0]
     target = redis_state.RedisTarget(ep.name, ep.address, ep.port, ep.user, ctx.secrets.password("redis"))
     return target, target.label, ep.key_prefix
@@ -52,7 +52,7 @@ def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
     """Count the keys under the prefix (SCAN) and plan their deletion."""
     if opts.bump_version:
         if opts.key_prefix is None or opts.version is None:
-            raise RunbookError(
+            raise RunbookUsageError(
                 "--bump-version needs --key-prefix and --version (the current Django settings)"
             )
         notes = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from toolkit.domain.runbooks.base import Action, ActionSkipped, RunbookError, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.base import Action, ActionSkipped, RunbookInfo, RunbookPlan, RunbookUsageError
 from toolkit.domain.runbooks.sessions import plan_cancel_long
 from toolkit.runbooks import pg
 from toolkit.runbooks.base import RunContext, RunOptions, audited
@@ -36,7 +36,7 @@ INFO = RunbookInfo(
 def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
     """Read the sessions and plan the cancellations."""
     if opts.older_than is None:
-        raise RunbookError("cancel-long-queries needs --older-than (for example 5m)")
+        raise RunbookUsageError("cancel-long-queries needs --older-than (for example 5m)")
     backends, keys, owners, superusers = pg.sessions(ctx)
     return plan_cancel_long(
         backends,

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 from toolkit.domain.runbooks.pgbouncer import ADMIN_DATABASE, DatabaseFlags, database_flags
 from toolkit.domain.runbooks.processes import selected_processes
 from toolkit.runbooks.base import RunContext
@@ -40,7 +40,7 @@ def admin_targets(ctx: RunContext) -> list[AdminTarget]:
     selected = ctx.selected("pgbouncer")
     if not selected:
         known = ", ".join(e.name for e in ctx.endpoints if e.kind == "pgbouncer") or "none"
-        raise RunbookError(f"no PgBouncer matches --target {ctx.target!r} (the inventory has: {known})")
+        raise RunbookUsageError(f"no PgBouncer matches --target {ctx.target!r} (the inventory has: {known})")
     password = ctx.secrets.password("pgbouncer_admin") or ""
     processes = {h.name: h.processes for h in ctx.topology.pgbouncers}
     out = []

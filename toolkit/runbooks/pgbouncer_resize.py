@@ -8,7 +8,7 @@ SET lasts until the next RELOAD; the plan prints the inventory change that makes
 from __future__ import annotations
 
 from toolkit.adapters.pgbouncer import AdminConsole, set_command
-from toolkit.domain.runbooks.base import Action, RunbookError, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan, RunbookUsageError
 from toolkit.domain.runbooks.pgbouncer import plan_resize
 from toolkit.runbooks import pgb
 from toolkit.runbooks.base import RunContext, RunOptions
@@ -33,7 +33,7 @@ def _live(ctx: RunContext) -> dict[str, str]:
 def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
     """Check the size against the budget (refused: nothing is read or changed), then plan the SETs."""
     if opts.size is None:
-        raise RunbookError("pgbouncer-resize-pool needs --size (the new default_pool_size)")
+        raise RunbookUsageError("pgbouncer-resize-pool needs --size (the new default_pool_size)")
     targets = [(t.name, t.label) for t in pgb.admin_targets(ctx)]
     plan_resize(ctx.topology, targets, opts.size, {})  # refuse before touching any server
     return plan_resize(ctx.topology, targets, opts.size, _live(ctx))

@@ -8,7 +8,7 @@ skipped, never terminated.
 
 from __future__ import annotations
 
-from toolkit.domain.runbooks.base import Action, RunbookError, RunbookInfo, RunbookPlan
+from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan, RunbookUsageError
 from toolkit.domain.runbooks.sessions import plan_terminate_idle
 from toolkit.runbooks import pg
 from toolkit.runbooks.base import RunContext, RunOptions
@@ -33,7 +33,7 @@ INFO = RunbookInfo(
 def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
     """Read the sessions and plan the terminations."""
     if opts.older_than is None:
-        raise RunbookError("terminate-idle-transactions needs --older-than (for example 60s)")
+        raise RunbookUsageError("terminate-idle-transactions needs --older-than (for example 60s)")
     backends, keys, owners, superusers = pg.sessions(ctx)
     return plan_terminate_idle(
         backends,

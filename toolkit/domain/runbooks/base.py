@@ -7,11 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolkit.domain.errors import ToolkitError
+from toolkit.domain.errors import UsageError
 
 
-class RunbookError(ToolkitError):
-    """A runbook was asked for something it must not do, or with bad parameters (exit 64)."""
+class RunbookUsageError(UsageError):
+    """A runbook was asked with a bad or missing flag, an unknown name or target (exit 64).
+
+    A refusal because of what the runbook read from the live systems is a
+    :class:`toolkit.domain.errors.RefusedError` instead (exit 2, nothing changed).
+    """
 
 
 class ActionSkipped(Exception):
@@ -96,10 +100,10 @@ def parse_number(
     >>> parse_number("nan", "--timeout", above=0, high=3600)
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: --timeout: 'nan' is not a number such as 5 or 2.5
+    toolkit.domain.runbooks.base.RunbookUsageError: --timeout: 'nan' is not a number such as 5 or 2.5
     """
     if not _DECIMAL.fullmatch(text.strip()):
-        raise RunbookError(f"{option}: {text!r} is not a number such as 5 or 2.5")
+        raise RunbookUsageError(f"{option}: {text!r} is not a number such as 5 or 2.5")
     return _bounded(float(text.strip()), text, option, above, low, high, "")
 
 
@@ -111,11 +115,11 @@ def parse_count(text: str, option: str, *, low: int, high: int) -> int:
     >>> parse_count("٥٠", "--max", low=1, high=10000)
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: --max: '٥٠' is not a whole number such as 50
+    toolkit.domain.runbooks.base.RunbookUsageError: --max: '٥٠' is not a whole number such as 50
     """
     m = _DECIMAL.fullmatch(text.strip())
     if not m or m.group(2) is not None:
-        raise RunbookError(f"{option}: {text!r} is not a whole number such as 50")
+        raise RunbookUsageError(f"{option}: {text!r} is not a whole number such as 50")
     return int(_bounded(int(m.group(1)), text, option, None, low, high, ""))
 
 
@@ -123,9 +127,11 @@ def _bounded(
     value: float, text: str, option: str, above: float | None, low: float, high: float, unit: str
 ) -> float:
     if above is not None and value <= above:
-        raise RunbookError(f"{option}: {text!r} must be above {_show(above, unit)}")
+        raise RunbookUsageError(f"{option}: {text!r} must be above {_show(above, unit)}")
     if value < low or value > high:
-        raise RunbookError(f"{option}: {text!r} must be between {_show(low, unit)} and {_show(high, unit)}")
+        raise RunbookUsageError(
+            f"{option}: {text!r} must be between {_show(low, unit)} and {_show(high, unit)}"
+        )
     return value
 
 
@@ -142,17 +148,22 @@ def parse_duration(text: str, option: str, *, above: float | None = None, high: 
 
     >>> parse_duration("5m", "--older-than")
     300.0
-    >>> parse_duration("-1s", "--older-than")
+    >>> parse_duration("-1s", "--older-than")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: --older-than: '-1s' is not a duration such as 30s, 5m or 1h
+    toolkit.domain.runbooks.base.RunbookUsageError: --older-than: '-1s' is not a duration such as 30s, ...
     >>> parse_duration("0s", "--older-than", above=0)
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: --older-than: '0s' must be above 0 s
+    toolkit.domain.runbooks.base.RunbookUsageError: --older-than: '0s' must be above 0 s
     """
     m = _DURATION.fullmatch(text)
     if not m or not _DECIMAL.fullmatch(m.group(1)):
-        raise RunbookError(f"{option}: {text!r} is not a duration such as 30s, 5m or 1h")
+        raise RunbookUsageError(f"{option}: {text!r} is not a duration such as 30s, 5m or 1h")
     seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     return _bounded(seconds, text, option, above, 0.0, high, " s")
+
+
+# The name before usage errors and refusals were split: a runbook module written against it still
+# imports. Raise RunbookUsageError (exit 64) or toolkit.domain.errors.RefusedError (exit 2) instead.
+RunbookError = RunbookUsageError

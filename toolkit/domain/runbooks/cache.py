@@ -9,7 +9,7 @@ and the prefix must lie inside the app's key prefix from the inventory (``toolki
 from __future__ import annotations
 
 from toolkit.domain.errors import RefusedError
-from toolkit.domain.runbooks.base import Action, RunbookError, RunbookPlan
+from toolkit.domain.runbooks.base import Action, RunbookPlan, RunbookUsageError
 
 GLOB = set("*?[]\\")
 SEPARATOR = ":"  # Django's default KEY_FUNCTION joins KEY_PREFIX, VERSION and the key with ':'
@@ -32,10 +32,10 @@ def check_prefix(prefix: str) -> str:
     >>> check_prefix("*")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: --prefix '*' would match every key; ...
+    toolkit.domain.runbooks.base.RunbookUsageError: --prefix '*' would match every key; ...
     """
     if not prefix.strip() or set(prefix) & GLOB:
-        raise RunbookError(
+        raise RunbookUsageError(
             f"--prefix {prefix!r} would match every key; name one namespace, such as 'shop:3:'"
         )
     return prefix
@@ -58,10 +58,10 @@ def check_inside(prefix: str, app_prefix: str) -> str:
     >>> check_inside("celery", "lab:")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: --prefix 'celery' is outside the app's key prefix 'lab:' ...
+    toolkit.domain.runbooks.base.RunbookUsageError: --prefix 'celery' is outside the app's key prefix ...
     """
     if app_prefix and not namespace(prefix).startswith(app_prefix):
-        raise RunbookError(
+        raise RunbookUsageError(
             f"--prefix {prefix!r} is outside the app's key prefix {app_prefix!r} (toolkit_redis_key_prefix); "
             "this runbook deletes only the app's keys"
         )

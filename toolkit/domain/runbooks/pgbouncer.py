@@ -15,7 +15,7 @@ from typing import Any
 
 from toolkit.domain.errors import RefusedError, SizingError
 from toolkit.domain.models import Topology
-from toolkit.domain.runbooks.base import Action, RunbookError, RunbookPlan
+from toolkit.domain.runbooks.base import Action, RunbookPlan, RunbookUsageError
 from toolkit.domain.sizing import plan as size_plan
 from toolkit.domain.snapshot import Backend
 
@@ -58,16 +58,18 @@ def check_database(database: str | None, served: Collection[str], runbook: str) 
     >>> check_database("shop", {"app"}, "pgbouncer-disable")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: pgbouncer-disable: PgBouncer serves no database 'shop' ...
+    toolkit.domain.runbooks.base.RunbookUsageError: pgbouncer-disable: PgBouncer serves no database 'shop' ...
     """
     if not database:
-        raise RunbookError(f"{runbook} needs --database (one of: {', '.join(sorted(served)) or 'none'})")
+        raise RunbookUsageError(f"{runbook} needs --database (one of: {', '.join(sorted(served)) or 'none'})")
     if database == ADMIN_DATABASE:
-        raise RunbookError(f"{runbook}: {ADMIN_DATABASE!r} is the admin console, not a database to act on")
+        raise RunbookUsageError(
+            f"{runbook}: {ADMIN_DATABASE!r} is the admin console, not a database to act on"
+        )
     if not _NAME.fullmatch(database):
-        raise RunbookError(f"{runbook}: --database {database!r} is not a database name")
+        raise RunbookUsageError(f"{runbook}: --database {database!r} is not a database name")
     if database not in served:
-        raise RunbookError(
+        raise RunbookUsageError(
             f"{runbook}: PgBouncer serves no database {database!r} (it serves: {', '.join(sorted(served))})"
         )
     return database
@@ -110,7 +112,7 @@ def plan_pause(
     1
     """
     if not targets:
-        raise RunbookError("pgbouncer-pause: no PgBouncer selected")
+        raise RunbookUsageError("pgbouncer-pause: no PgBouncer selected")
     old = [b for b in open_transactions if (b.xact_age or 0.0) >= older_than]
     if old:
         pids = ", ".join(f"{b.pid} ({b.xact_age:.0f} s, {b.state})" for b in old[:5])
@@ -266,10 +268,10 @@ def plan_resize(
     uses (toolkit.domain.sizing.plan) with the inventory's pool size replaced by ``size``.
     """
     if size < 1:
-        raise RunbookError(f"pgbouncer-resize-pool: --size must be at least 1, got {size}")
+        raise RunbookUsageError(f"pgbouncer-resize-pool: --size must be at least 1, got {size}")
     pairs = sorted(targets.items() if isinstance(targets, Mapping) else targets)
     if not pairs:
-        raise RunbookError("pgbouncer-resize-pool: no PgBouncer selected")
+        raise RunbookUsageError("pgbouncer-resize-pool: no PgBouncer selected")
     try:
         budget = size_plan(resized_topology(topology, {host for host, _ in pairs}, size)).budget
     except SizingError as exc:
@@ -307,7 +309,7 @@ def plan_database_command(runbook: str, command: str, targets: Sequence[str], da
     ('KILL(database=app)', True)
     """
     if command not in DATABASE_COMMANDS:
-        raise RunbookError(f"{runbook}: unknown command {command!r}")
+        raise RunbookUsageError(f"{runbook}: unknown command {command!r}")
     actions = tuple(Action(t, command, {"database": database}, DATABASE_COMMANDS[command]) for t in targets)
     notes = {
         "KILL": (

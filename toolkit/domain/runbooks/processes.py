@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 
 _PIDFILE = re.compile(r"^pgbouncer(?:-(\d+))?$")
 
@@ -52,13 +52,13 @@ def selected_processes(host: str, processes: int, wanted: int | None) -> list[in
     >>> selected_processes("pgb2", 2, 3)
     Traceback (most recent call last):
     ...
-    toolkit.domain.runbooks.base.RunbookError: --process 3: pgb2 runs 2 PgBouncer process(es) \
+    toolkit.domain.runbooks.base.RunbookUsageError: --process 3: pgb2 runs 2 PgBouncer process(es) \
 (pgbouncer_processes in the inventory); pick one of 1-2
     """
     if wanted is not None and processes <= 1 and wanted != 1:
-        raise RunbookError(f"--process {wanted}: {host} runs one PgBouncer process: leave --process out")
+        raise RunbookUsageError(f"--process {wanted}: {host} runs one PgBouncer process: leave --process out")
     if wanted is not None and not 1 <= wanted <= processes:
-        raise RunbookError(
+        raise RunbookUsageError(
             f"--process {wanted}: {host} runs {processes} PgBouncer process(es) (pgbouncer_processes in "
             f"the inventory); pick one of 1-{processes}"
         )

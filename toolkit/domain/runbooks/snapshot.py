@@ -10,7 +10,7 @@ from collections.abc import Collection
 from typing import Any
 
 from toolkit.domain import secrets as _secrets
-from toolkit.domain.runbooks.base import Action, RunbookError, RunbookPlan
+from toolkit.domain.runbooks.base import Action, RunbookPlan, RunbookUsageError
 
 MASK = _secrets.MASK
 
@@ -44,7 +44,7 @@ def plan_snapshot(output: str | None, sources: Collection[str]) -> RunbookPlan:
     'write_snapshot'
     """
     if not output:
-        raise RunbookError("snapshot needs -o FILE (where to write the JSON bundle)")
+        raise RunbookUsageError("snapshot needs -o FILE (where to write the JSON bundle)")
     action = Action(
         output,
         "write_snapshot",
