@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.errors import SizingError
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.errors import SizingError, SizingKind
 from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.models import (
     AppNode,
     PgBouncerHost,
@@ -167,7 +167,7 @@ def route_demand(topology: Topology) -> dict[str, int]:
             raise SizingError(
                 f"app node {node.name} uses PgBouncer host(s) {', '.join(unknown)} that are not in "
                 "the 'pgbouncer' group: fix django_pgbouncer_hosts",
-                kind="routing",
+                kind=SizingKind.ROUTING,
             )
         live = len(targets) - topology.failover_headroom if len(targets) > 1 else 1
         if live < 1:
@@ -175,7 +175,7 @@ def route_demand(topology: Topology) -> dict[str, int]:
                 f"app node {node.name} spreads over {len(targets)} PgBouncer hosts, and with "
                 f"pgbouncer_failover_headroom {topology.failover_headroom} none is left to serve it: "
                 "add PgBouncer hosts or lower the headroom",
-                kind="headroom",
+                kind=SizingKind.HEADROOM,
             )
         for t in targets:
             routed[t] += math.ceil(node.demand / live)
@@ -234,7 +234,7 @@ def _size_pgbouncer(
             f"{where}: session mode holds a server connection per client, {per_process} clients per "
             f"process, but the budget allows {pool_cap} per pool ({cap_words}): use transaction mode, "
             "fewer workers, or raise database_max_connections",
-            kind="session",
+            kind=SizingKind.SESSION,
         )
     if ov.default_pool_size is not None:
         pool = Sized(ov.default_pool_size, "set in the inventory (pgbouncer_default_pool_size)")
@@ -247,7 +247,7 @@ def _size_pgbouncer(
             raise SizingError(
                 f"{where}: session mode needs a pool of at least {per_process} (clients per "
                 f"process), pgbouncer_default_pool_size is {pool.value}: raise it or use transaction mode",
-                kind="session",
+                kind=SizingKind.SESSION,
             )
     else:
         pool = _computed_pool(host.pool_mode, per_process, share, pool_cap, cap_words)
@@ -258,7 +258,7 @@ def _size_pgbouncer(
             raise SizingError(
                 f"{where}: pgbouncer_min_pool_size {ov.min_pool_size} exceeds "
                 f"default_pool_size {pool.value}: lower it",
-                kind="override",
+                kind=SizingKind.OVERRIDE,
             )
         min_pool = Sized(ov.min_pool_size, "set in the inventory (pgbouncer_min_pool_size)")
     else:
@@ -336,7 +336,7 @@ def _max_client_conn(host: PgBouncerHost, demand: int) -> Sized:
                 f"pgbouncer host {host.name}: pgbouncer_max_client_conn {ov} is below the "
                 f"{demand} clients routed to it + {host.admin_slots} admin slots = {needed}: "
                 "raise it or unset it",
-                kind="client_conn",
+                kind=SizingKind.CLIENT_CONN,
             )
         return Sized(ov, "set in the inventory (pgbouncer_max_client_conn)")
     if demand == 0:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit import snapshots as s
 from toolkit.domain.errors import RefusedError
-from toolkit.domain.runbooks.base import RunbookError
+from toolkit.domain.runbooks.base import RunbookUsageError
 from toolkit.domain.runbooks.bypass import groups, is_bypass, plan_end_bypass
 from toolkit.domain.runbooks.limits import ProcessLimits, parse_limits, plan_raise
 from toolkit.domain.runbooks.sessions import Scope, SessionKey
@@ -60,7 +60,7 @@ def test_without_a_value_each_host_gets_its_planned_one() -> None:
     plan = plan_raise([PGB1, *PGB2], None, {"pgb1": 40, "pgb2": 29})
     assert [(a.target, a.args["max_client_conn"]) for a in plan.actions] == [(PGB1.label, 40)]
     assert any("29 already" in n for n in plan.notes)
-    with pytest.raises(RunbookError, match="give --max-client-conn"):
+    with pytest.raises(RunbookUsageError, match="give --max-client-conn"):
         plan_raise([PGB1], None, {})
 
 

@@ -162,8 +162,3 @@ def parse_duration(text: str, option: str, *, above: float | None = None, high: 
         raise RunbookUsageError(f"{option}: {text!r} is not a duration such as 30s, 5m or 1h")
     seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     return _bounded(seconds, text, option, above, 0.0, high, " s")
-
-
-# The name before usage errors and refusals were split: a runbook module written against it still
-# imports. Raise RunbookUsageError (exit 64) or toolkit.domain.errors.RefusedError (exit 2) instead.
-RunbookError = RunbookUsageError

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from toolkit.domain.errors import RefusedError
-from toolkit.domain.runbooks.base import Action, RunbookError, RunbookPlan
+from toolkit.domain.runbooks.base import Action, RunbookPlan, RunbookUsageError
 from toolkit.domain.sizing import PGBOUNCER_FD_SLACK
 
 RUNBOOK = "pgbouncer-raise-max-client-conn"
@@ -95,14 +95,14 @@ def plan_raise(
     ()
     """
     if not processes:
-        raise RunbookError(f"{RUNBOOK}: no PgBouncer selected")
+        raise RunbookUsageError(f"{RUNBOOK}: no PgBouncer selected")
     too_big = []
     actions = []
     notes = []
     for p in processes:
         value = wanted if wanted is not None else planned.get(p.host)
         if value is None:
-            raise RunbookError(
+            raise RunbookUsageError(
                 f"{RUNBOOK}: the plan has no max_client_conn for {p.host}: give --max-client-conn N"
             )
         largest = p.largest
