@@ -55,7 +55,10 @@ lab-status:
 
 # Deploy the roles onto the lab's hosts over SSH (inventory/lab): PostgreSQL on db1, the PgBouncer tier,
 # Redis and the demo app, under systemd.
+# The monitor host (roles/doctor_monitor on app1) installs the toolkit from a wheelhouse built here for
+# its Python, Debian 12's 3.11.2 (lab/wheelhouse.py; cached in .lab/wheelhouse): the hosts have no route out.
 lab-deploy: lab-up
+	$(BIN)/python lab/wheelhouse.py 3.11.2
 	ANSIBLE_FORKS=10 $(BIN)/ansible-playbook playbooks/lab.yml
 
 # doctor exits 2 on the lab's one documented finding: PgBouncer 1.18 (Debian 12) and 1.24.1 (Debian 13) lack
