@@ -12,16 +12,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, assert_never
 
 from toolkit.adapters import pgbouncer, postgres, redis_state
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.secrets import Secrets
 from toolkit.domain.django import DjangoProfile
+from toolkit.domain.errors import SizingError
 from toolkit.domain.models import Topology
 from toolkit.domain.plan import Plan
 from toolkit.domain.snapshot import PgBouncerState, PostgresState, RedisState, Snapshot, TargetStatus
-from toolkit.domain.targets import Endpoint
+from toolkit.domain.targets import Endpoint, EndpointKind
 
 
 @dataclass
@@ -34,20 +35,24 @@ class _Slot:
 
 def _reader(endpoint: Endpoint, secrets: Secrets, timeout: float, process: int = 0) -> Callable[[], Any]:
     password = secrets.password(endpoint.kind)
-    if endpoint.kind == "pgbouncer":
-        admin = pgbouncer.AdminTarget(
-            endpoint.address, endpoint.port, endpoint.user, password or "", endpoint.name, process
-        )
-        return lambda: pgbouncer.read_state(admin, timeout)
-    if endpoint.kind == "postgres":
-        pg = postgres.PostgresTarget(
-            endpoint.address, endpoint.port, endpoint.user, password or "", endpoint.dbname
-        )
-        return lambda: postgres.read_state(pg, timeout)
-    rt = redis_state.RedisTarget(
-        endpoint.name, endpoint.address, endpoint.port, endpoint.user, password, endpoint.key_prefix
-    )
-    return lambda: redis_state.read_state(rt, timeout)
+    match endpoint.kind:  # exhaustive (mypy checks it): a new kind needs its reader here
+        case EndpointKind.PGBOUNCER:
+            admin = pgbouncer.AdminTarget(
+                endpoint.address, endpoint.port, endpoint.user, password or "", endpoint.name, process
+            )
+            return lambda: pgbouncer.read_state(admin, timeout)
+        case EndpointKind.POSTGRES:
+            pg = postgres.PostgresTarget(
+                endpoint.address, endpoint.port, endpoint.user, password or "", endpoint.dbname
+            )
+            return lambda: postgres.read_state(pg, timeout)
+        case EndpointKind.REDIS:
+            rt = redis_state.RedisTarget(
+                endpoint.name, endpoint.address, endpoint.port, endpoint.user, password, endpoint.key_prefix
+            )
+            return lambda: redis_state.read_state(rt, timeout)
+        case unknown:
+            assert_never(unknown)
 
 
 def read_all(
@@ -124,7 +129,7 @@ def _status(endpoint: Endpoint, slot: _Slot, finished: bool, timeout: float) -> 
 def snapshot(
     topology: Topology,
     plan: Plan | None,
-    plan_error: str | None,
+    plan_error: SizingError | None,
     endpoints: Sequence[Endpoint],
     secrets: Secrets,
     timeout: float,

@@ -130,12 +130,12 @@ def _past_target(plans: tuple[PgBouncerPlan, ...], share: int, target: int) -> t
     )
 
 
-def plan_or_error(topology: Topology) -> tuple[Plan | None, str | None]:
-    """The plan, or None and the refusal as ``"kind: message"`` (what doctor's capacity checks read)."""
+def plan_or_error(topology: Topology) -> tuple[Plan | None, SizingError | None]:
+    """The plan, or None and the refusal (its ``kind`` picks doctor's capacity finding)."""
     try:
         return plan(topology), None
     except SizingError as exc:
-        return None, f"{exc.kind}: {exc}"
+        return None, exc
 
 
 def active_target(cores: int, spindles: int, hold_factor: float) -> int:

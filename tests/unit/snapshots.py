@@ -81,12 +81,12 @@ def topology(
     )
 
 
-def planned(topo: Topology) -> tuple[Plan | None, str | None]:
-    """The real plan, or the error text doctor puts in the snapshot ("kind: message")."""
+def planned(topo: Topology) -> tuple[Plan | None, SizingError | None]:
+    """The real plan, or the sizing error doctor puts in the snapshot."""
     try:
         return plan(topo), None
     except SizingError as exc:
-        return None, f"{exc.kind}: {exc}"
+        return None, exc
 
 
 def snapshot(topo: Topology | None = None, **parts: Any) -> Snapshot:

@@ -42,12 +42,6 @@ class Context:
         assert self.plan is not None
         return self.plan
 
-    @property
-    def plan_error_text(self) -> str | None:
-        """The refusal as ``"kind: message"``, as doctor's capacity checks read it."""
-        err = self.plan_error
-        return None if err is None else f"{err.kind}: {err}"
-
     def of_kind(self, kind: str) -> list[Endpoint]:
         """The endpoints of one kind (pgbouncer, postgres, redis)."""
         return [e for e in self.endpoints if e.kind == kind]

@@ -107,7 +107,7 @@ def doctor_command(
     snap = gather.snapshot(
         ctx.topology,
         ctx.plan,
-        ctx.plan_error_text,
+        ctx.plan_error,
         ctx.endpoints,
         ctx.secrets,
         timeout,

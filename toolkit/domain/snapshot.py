@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.domain.django import DjangoProfile
+from toolkit.domain.errors import SizingError
 from toolkit.domain.models import Topology
 from toolkit.domain.plan import Plan
 
@@ -130,7 +131,7 @@ class Snapshot:
 
     topology: Topology
     plan: Plan | None
-    plan_error: str | None = None
+    plan_error: SizingError | None = None  # why ``plan`` is None: its kind picks the capacity finding
     targets: tuple[TargetStatus, ...] = ()
     pgbouncer: tuple[PgBouncerState, ...] = ()
     postgres: PostgresState | None = None

@@ -8,6 +8,7 @@ environment or a secrets directory).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +30,19 @@ TARGET_DEFAULTS = {
 }
 
 
+class EndpointKind(enum.StrEnum):
+    """What a target is; every reader dispatches on it exhaustively (an unknown kind is an error)."""
+
+    PGBOUNCER = "pgbouncer"
+    POSTGRES = "postgres"
+    REDIS = "redis"
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One target doctor reads."""
 
-    kind: str  # pgbouncer, postgres, redis
+    kind: EndpointKind
     name: str  # the inventory host (or "postgres")
     address: str
     port: int
@@ -41,6 +50,9 @@ class Endpoint:
     dbname: str = ""
     key_prefix: str = ""
     admin_user: str = ""  # PgBouncer: the admin_users member that may PAUSE, SET, KILL ...
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", EndpointKind(self.kind))  # ValueError on an unknown kind
 
     @property
     def label(self) -> str:
@@ -67,7 +79,7 @@ def endpoints(
         v = HostVars(host, hostvars.get(host, {}))
         out.append(
             Endpoint(
-                "pgbouncer",
+                EndpointKind.PGBOUNCER,
                 host,
                 _address(v, "pgbouncer_listen_addr", "toolkit_pgbouncer_address"),
                 v.integer("pgbouncer_listen_port", 6432, minimum=1),
@@ -81,7 +93,7 @@ def endpoints(
     v = HostVars(first, hostvars.get(first, {}))
     out.append(
         Endpoint(
-            "postgres",
+            EndpointKind.POSTGRES,
             "postgres",
             topology.database.host,
             topology.database.port,
@@ -93,7 +105,7 @@ def endpoints(
         v = HostVars(host, hostvars.get(host, {}))
         out.append(
             Endpoint(
-                "redis",
+                EndpointKind.REDIS,
                 host,
                 _address(v, "redis_listen_addr", "toolkit_redis_address"),
                 v.integer("redis_listen_port", 6379, minimum=1),

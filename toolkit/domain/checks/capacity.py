@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from toolkit.domain.checks.base import CheckInfo
-from toolkit.domain.errors import SizingError
+from toolkit.domain.errors import SizingError, SizingKind
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.models import PoolMode
 from toolkit.domain.sizing import route_demand
@@ -36,13 +36,14 @@ CATALOG = (
     CheckInfo(_P + "fd_limit_too_low", "a PgBouncer's open-files limit is below what its limits need"),
 )
 _RUNBOOK = {c.id: c.runbook for c in CATALOG}
+# Every sizing rule's finding (a unit test checks that each SizingKind has one).
 _KIND_TO_ID = {
-    "budget": "server_connections_exceed_db",
-    "override": "server_connections_exceed_db",
-    "routing": "server_connections_exceed_db",
-    "session": "session_mode_pool_too_small",
-    "client_conn": "client_demand_exceeds_max_client_conn",
-    "headroom": "no_failover_headroom",
+    SizingKind.BUDGET: "server_connections_exceed_db",
+    SizingKind.OVERRIDE: "server_connections_exceed_db",
+    SizingKind.ROUTING: "server_connections_exceed_db",
+    SizingKind.SESSION: "session_mode_pool_too_small",
+    SizingKind.CLIENT_CONN: "client_demand_exceeds_max_client_conn",
+    SizingKind.HEADROOM: "no_failover_headroom",
 }
 
 
@@ -50,17 +51,15 @@ def run(snap: Snapshot) -> list[Finding]:
     """Return the capacity.* findings."""
     out: list[Finding] = []
     if snap.plan_error is not None:
-        kind, message = (
-            snap.plan_error.split(":", 1) if ":" in snap.plan_error else ("budget", snap.plan_error)
-        )
-        fid = _P + _KIND_TO_ID.get(kind, "server_connections_exceed_db")
+        kind = snap.plan_error.kind
+        fid = _P + _KIND_TO_ID[kind]
         out.append(
             Finding(
                 fid,
                 Severity.CRITICAL,
                 "inventory",
-                message.strip(),
-                {"rule": kind},
+                str(snap.plan_error).strip(),
+                {"rule": str(kind)},
                 "change the inventory as the summary says, then re-run toolkit plan",
                 _RUNBOOK[fid],
             )
