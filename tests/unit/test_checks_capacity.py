@@ -22,7 +22,7 @@ SESSION = P + "session_mode_pool_too_small"
 HEADROOM = P + "no_failover_headroom"
 FD = P + "fd_limit_too_low"
 PGB, PG = f"pgbouncer@{s.PGB_ADDRESS}", f"postgres@{s.PG_ADDRESS}"
-RESIZE, RELOAD = "pgbouncer-resize-pool", "pgbouncer-reload"
+RESIZE, RAISE = "pgbouncer-resize-pool", "pgbouncer-raise-max-client-conn"
 
 
 def _live_pg(max_connections: int, **settings: str) -> s.Snapshot:
@@ -111,7 +111,7 @@ CASES = [
         C,
         PGB,
         {"max_client_conn": 20, "routed_clients": 16, "needed": 21},
-        RELOAD,
+        RAISE,
         "16 clients are routed here plus 5 admin slots = 21, but max_client_conn is 20",
     ),
     Case(
@@ -121,7 +121,7 @@ CASES = [
         C,
         "inventory",
         {"rule": "client_conn"},
-        RELOAD,
+        RAISE,
     ),
     Case(CLIENTS, "pinned max_client_conn at the demand", s.snapshot(_overrides(max_client_conn=21)), None),
     # session_mode_pool_too_small: 16 clients per process in session mode.

@@ -52,6 +52,8 @@ def _unreachable(**changes: Any) -> s.Snapshot:
 
 WAIT_EVIDENCE = {"database": "app", "user": "app", "cl_waiting": 3, "cl_active": 16, "sv_active": 12}
 
+RAISE = "pgbouncer-raise-max-client-conn"
+
 CASES = [
     # unreachable: any PgBouncer target doctor could not read.
     Case(UNREACHABLE, "read fine", s.snapshot(targets=(s.target("pgbouncer"),)), None),
@@ -136,15 +138,19 @@ CASES = [
         W,
         PGB,
         {"clients": 80, "max_client_conn": 100},
-        None,
+        RAISE,
         "80 of max_client_conn 100 client connections in use (80%)",
     ),
-    Case(NEAR_LIMIT, "94 of 100", _clients(94), W, PGB, {"clients": 94, "max_client_conn": 100}),
-    Case(NEAR_LIMIT, "95 of 100", _clients(95), C, PGB, {"clients": 95, "max_client_conn": 100}),
+    Case(
+        NEAR_LIMIT, "94 of 100", _clients(94), W, PGB, {"clients": 94, "max_client_conn": 100}, runbook=RAISE
+    ),
+    Case(
+        NEAR_LIMIT, "95 of 100", _clients(95), C, PGB, {"clients": 95, "max_client_conn": 100}, runbook=RAISE
+    ),
     Case(NEAR_LIMIT, "admin sessions do not count", _clients(79, admin=20), None),
     Case(NEAR_LIMIT, "16 of the planned 21", _clients(16, limit=21), None),
-    Case(NEAR_LIMIT, "17 of the planned 21", _clients(17, limit=21), W, PGB, {"clients": 17}),
-    Case(NEAR_LIMIT, "20 of the planned 21", _clients(20, limit=21), C, PGB, {"clients": 20}),
+    Case(NEAR_LIMIT, "17 of the planned 21", _clients(17, limit=21), W, PGB, {"clients": 17}, runbook=RAISE),
+    Case(NEAR_LIMIT, "20 of the planned 21", _clients(20, limit=21), C, PGB, {"clients": 20}, runbook=RAISE),
     Case(NEAR_LIMIT, "no max_client_conn in SHOW CONFIG", _live(config={}, clients=s.clients(50)), None),
     # config_drift: SHOW CONFIG against the plan of the same host.
     Case(DRIFT, "live values are the plan", _live(), None),

@@ -82,6 +82,8 @@ SESSION_EVIDENCE = {
 }
 MANAGE = s.backend(1000, client_addr="10.0.1.1", application_name="manage.py")
 
+END_BYPASS = "end-bypass-sessions"
+
 CASES = [
     # unreachable
     Case(UNREACHABLE, "read fine", s.snapshot(targets=(s.target("postgres"),)), None),
@@ -115,11 +117,13 @@ CASES = [
         W,
         PG,
         {"connections": 78, "usable": 97, "max_connections": 100, "reserved": 3},
-        None,
+        END_BYPASS,
         "78 client connections of 97 usable (100 max_connections - 3 reserved)",
     ),
-    Case(NEAR_LIMIT, "92 of 97", _connections(92), W, PG, {"connections": 92}),
-    Case(NEAR_LIMIT, "93 of 97", _connections(93), C, PG, {"connections": 93, "usable": 97}),
+    Case(NEAR_LIMIT, "92 of 97", _connections(92), W, PG, {"connections": 92}, runbook=END_BYPASS),
+    Case(
+        NEAR_LIMIT, "93 of 97", _connections(93), C, PG, {"connections": 93, "usable": 97}, runbook=END_BYPASS
+    ),
     # idle_in_transaction: WARNING from 10 s, CRITICAL from 60 s in the state.
     Case(IDLE, "idle in transaction 9.9 s", _idle(9.9), None),
     Case(IDLE, "idle (no transaction) for an hour", _idle(3600.0, state="idle"), None),
@@ -224,7 +228,7 @@ CASES = [
         W,
         PG,
         {"count": 1, "sessions": ["1000 app 10.0.1.1 manage.py"]},
-        None,
+        END_BYPASS,
         "1 connection(s) of app roles reach PostgreSQL without PgBouncer",
     ),
     # max_connections_drift: the inventory (s.topology) says 100; live lower is CRITICAL, higher WARNING.

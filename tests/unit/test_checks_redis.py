@@ -122,7 +122,7 @@ CASES = [
         C,
         CACHE,
         {"maxclients": 15, "demand": 16},
-        None,
+        "redis-raise-maxclients",
         "maxclients 15 is below the 16 app clients",
     ),
     # rejected_connections
@@ -134,7 +134,7 @@ CASES = [
         W,
         CACHE,
         {"rejected_connections": 1, "connected_clients": 12},
-        None,
+        "redis-kill-idle-clients",
         "1 connection(s) refused at maxclients 42",
     ),
     # evictions

@@ -27,6 +27,8 @@ EXPECTED = {
     "snapshot",
     "pgbouncer-raise-max-client-conn",
     "end-bypass-sessions",
+    "redis-raise-maxclients",
+    "redis-kill-idle-clients",
 }
 
 

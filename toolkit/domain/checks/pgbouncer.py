@@ -138,6 +138,7 @@ def _clients(state: PgBouncerState) -> list[Finding]:
             {"clients": used, "max_client_conn": limit},
             "look for a connection leak (topology.client_count_drift); "
             "raise the topology in the inventory if real",
+            "pgbouncer-raise-max-client-conn",
         )
     ]
 

@@ -223,6 +223,7 @@ def _slots(snap: Snapshot, target: str, clients: list[Backend]) -> list[Finding]
             f"{reserved} reserved)",
             {"connections": len(clients), "usable": usable, "max_connections": total, "reserved": reserved},
             "find who holds them (idle in transaction, bypassing clients); size pools with toolkit plan",
+            "end-bypass-sessions",
         )
     ]
 
@@ -249,6 +250,7 @@ def _bypass(snap: Snapshot, target: str, clients: list[Backend]) -> list[Finding
             },
             "point DATABASES at PgBouncer (django.bypasses_pgbouncer); budget real direct clients in "
             "database_bypass_connections",
+            "end-bypass-sessions",
         )
     ]
 

@@ -173,6 +173,7 @@ def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) ->
             f"maxclients {maxclients} is below the {demand} app clients",
             {"maxclients": maxclients, "demand": demand},
             "re-deploy with the planned maxclients",
+            "redis-raise-maxclients",
         )
     rejected = _int(info.get("rejected_connections"))
     if rejected:
@@ -182,6 +183,7 @@ def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) ->
             f"{rejected} connection(s) refused at maxclients {maxclients}",
             {"rejected_connections": rejected, "connected_clients": _int(info.get("connected_clients"))},
             "look for a client leak; check maxclients against the plan",
+            "redis-kill-idle-clients",
         )
     evicted = _int(info.get("evicted_keys"))
     if evicted:
