@@ -71,7 +71,7 @@ from toolkit.adapters import inventory, pgbench  # noqa: E402
 from toolkit.domain.calibrate import database_hold_factor, inventory_hold_factor, measure  # noqa: E402
 from toolkit.domain.inventory import topology_from_inventory  # noqa: E402
 from toolkit.domain.models import AppNode, DatabaseCapacity, PgBouncerHost, ServerKind, Topology  # noqa: E402
-from toolkit.domain.plan import Plan  # noqa: E402
+from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS, Plan  # noqa: E402
 from toolkit.domain.sizing import plan_or_error  # noqa: E402
 
 SCHEMA = {"name": "bench.pool_sizing", "version": 1}
@@ -82,14 +82,7 @@ WORKLOADS = {
     "http": "demo Django app over HTTP (GET /books/, wrk; requests/s)",
 }
 UNIT = {"http": "requests/s"}  # what the "TPS" columns count; transactions per second otherwise
-PLAN_SETTINGS = (
-    "default_pool_size",
-    "min_pool_size",
-    "reserve_pool_size",
-    "max_db_connections",
-    "max_user_connections",
-    "max_client_conn",
-)
+PLAN_SETTINGS = PGBOUNCER_SIZED_SETTINGS  # the one list of the settings the plan sizes
 TPS_GOAL, P99_GOAL = 0.95, 1.2
 PGBOUNCER_DEFAULT, ROLE_DEFAULT = 20, 100
 

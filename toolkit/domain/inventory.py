@@ -7,7 +7,10 @@ problem raises :class:`InventoryError` naming the variable, the host and what is
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from toolkit.domain.errors import InventoryError
@@ -33,6 +36,45 @@ from toolkit.domain.validate import (
     text,
     to_int,
     to_number,
+)
+
+
+def _default(model: type, field: str) -> Any:
+    """The default of ``model``'s dataclass ``field`` (an enum as its inventory spelling)."""
+    value = next(f.default for f in fields(model) if f.name == field)
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+# The one source of the defaults of the inventory variables the plan reads: the models' own defaults.
+# The roles' defaults/main.yml and meta/argument_specs.yml repeat some of them for their interface; a
+# unit test (tests/unit/test_defaults_agree.py) holds every repetition to this mapping.
+DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "database_host": _default(DatabaseCapacity, "host"),
+        "database_port": _default(DatabaseCapacity, "port"),
+        "database_superuser_reserved_connections": _default(
+            DatabaseCapacity, "superuser_reserved_connections"
+        ),
+        "database_reserved_connections": _default(DatabaseCapacity, "reserved_connections"),
+        "database_spindles": _default(DatabaseCapacity, "spindles"),
+        "database_hold_factor": _default(DatabaseCapacity, "hold_factor"),
+        "pgbouncer_processes": _default(PgBouncerHost, "processes"),
+        "pgbouncer_pool_mode": _default(PgBouncerHost, "pool_mode"),
+        "pgbouncer_admin_slots": _default(PgBouncerHost, "admin_slots"),
+        "pgbouncer_listen_addr": _default(PgBouncerHost, "listen_addr"),
+        "pgbouncer_listen_port": _default(PgBouncerHost, "listen_port"),
+        "pgbouncer_failover_headroom": _default(Topology, "failover_headroom"),
+        "django_server": _default(AppNode, "server"),
+        "django_workers": _default(AppNode, "workers"),
+        "django_threads": _default(AppNode, "threads"),
+        "django_celery_concurrency": _default(AppNode, "celery_concurrency"),
+        "django_extra_clients": _default(AppNode, "extra_clients"),
+        "redis_profile": _default(RedisHost, "profile"),
+        "redis_memory_share": _default(RedisHost, "memory_share"),
+        "redis_ops_slots": _default(RedisHost, "ops_slots"),
+        "redis_listen_addr": "127.0.0.1",  # where doctor finds Redis (toolkit/domain/targets.py)
+        "redis_listen_port": 6379,
+    }
 )
 
 PGBOUNCER_GROUP = "pgbouncer"
@@ -224,7 +266,9 @@ def topology_from_inventory(
         pgb_names,
         hostvars,
         ("pgbouncer_failover_headroom",),
-        lambda h: host_vars(h).integer("pgbouncer_failover_headroom", 0),
+        lambda h: host_vars(h).integer(
+            "pgbouncer_failover_headroom", DEFAULTS["pgbouncer_failover_headroom"]
+        ),
     )
     pgbouncers = tuple(_pgbouncer(host_vars(h)) for h in pgb_names)
     redis_names = list(groups.get(REDIS_GROUP, ()))
@@ -256,19 +300,21 @@ def _agreed(
 
 
 def _database(v: HostVars) -> DatabaseCapacity:
-    defaults = DatabaseCapacity(max_connections=1, cores=1)
+    d = DEFAULTS
     return DatabaseCapacity(
         max_connections=v.integer("database_max_connections", None, minimum=1, maximum=PG_MAX_BACKENDS),
         cores=v.integer("database_cores", None, minimum=1),
         superuser_reserved_connections=v.integer(
-            "database_superuser_reserved_connections", defaults.superuser_reserved_connections
+            "database_superuser_reserved_connections", d["database_superuser_reserved_connections"]
         ),
-        reserved_connections=v.integer("database_reserved_connections", defaults.reserved_connections),
-        bypass_connections=v.counts("database_bypass_connections", defaults.bypass_connections),
-        spindles=v.integer("database_spindles", defaults.spindles),
-        hold_factor=v.number("database_hold_factor", defaults.hold_factor, low=0.0),
-        host=v.text("database_host", defaults.host),
-        port=v.integer("database_port", defaults.port, minimum=1, maximum=65535),
+        reserved_connections=v.integer("database_reserved_connections", d["database_reserved_connections"]),
+        bypass_connections=v.counts(
+            "database_bypass_connections", _default(DatabaseCapacity, "bypass_connections")
+        ),
+        spindles=v.integer("database_spindles", d["database_spindles"]),
+        hold_factor=v.number("database_hold_factor", d["database_hold_factor"], low=0.0),
+        host=v.text("database_host", d["database_host"]),
+        port=v.integer("database_port", d["database_port"], minimum=1, maximum=65535),
     )
 
 
@@ -277,11 +323,13 @@ def _pgbouncer(v: HostVars) -> PgBouncerHost:
         name=v.host,
         databases=v.names("pgbouncer_databases"),
         users=v.names("pgbouncer_auth_users"),
-        processes=v.integer("pgbouncer_processes", 1, minimum=1),
-        pool_mode=v.choice("pgbouncer_pool_mode", PoolMode, PoolMode.TRANSACTION),
-        admin_slots=v.integer("pgbouncer_admin_slots", 5),
-        listen_addr=v.text("pgbouncer_listen_addr", "127.0.0.1"),
-        listen_port=v.integer("pgbouncer_listen_port", 6432, minimum=1, maximum=65535),
+        processes=v.integer("pgbouncer_processes", DEFAULTS["pgbouncer_processes"], minimum=1),
+        pool_mode=v.choice("pgbouncer_pool_mode", PoolMode, PoolMode(DEFAULTS["pgbouncer_pool_mode"])),
+        admin_slots=v.integer("pgbouncer_admin_slots", DEFAULTS["pgbouncer_admin_slots"]),
+        listen_addr=v.text("pgbouncer_listen_addr", DEFAULTS["pgbouncer_listen_addr"]),
+        listen_port=v.integer(
+            "pgbouncer_listen_port", DEFAULTS["pgbouncer_listen_port"], minimum=1, maximum=65535
+        ),
         overrides=SizingOverrides(
             default_pool_size=v.optional_integer("pgbouncer_default_pool_size", minimum=1),
             min_pool_size=v.optional_integer("pgbouncer_min_pool_size"),
@@ -303,11 +351,11 @@ def _app_node(v: HostVars, pgbouncers: Sequence[str], redis: Sequence[str]) -> A
             raise InventoryError("django_redis_hosts", v.host, f"{h!r} is not in the 'redis' group")
     return AppNode(
         name=v.host,
-        server=v.choice("django_server", ServerKind, ServerKind.WSGI_SYNC),
-        workers=v.integer("django_workers", 1),
-        threads=v.integer("django_threads", 1, minimum=1),
-        celery_concurrency=v.integer("django_celery_concurrency", 0),
-        extra_clients=v.integer("django_extra_clients", 0),
+        server=v.choice("django_server", ServerKind, ServerKind(DEFAULTS["django_server"])),
+        workers=v.integer("django_workers", DEFAULTS["django_workers"]),
+        threads=v.integer("django_threads", DEFAULTS["django_threads"], minimum=1),
+        celery_concurrency=v.integer("django_celery_concurrency", DEFAULTS["django_celery_concurrency"]),
+        extra_clients=v.integer("django_extra_clients", DEFAULTS["django_extra_clients"]),
         pgbouncer_hosts=pgb_hosts,
         redis_hosts=redis_hosts,
         address=v.text("ansible_host", v.host),
@@ -315,7 +363,7 @@ def _app_node(v: HostVars, pgbouncers: Sequence[str], redis: Sequence[str]) -> A
 
 
 def _redis(v: HostVars) -> RedisHost:
-    profile = v.choice("redis_profile", RedisProfile, RedisProfile.CACHE)
+    profile = v.choice("redis_profile", RedisProfile, RedisProfile(DEFAULTS["redis_profile"]))
     policy = v.text("redis_maxmemory_policy", "") if v.values.get("redis_maxmemory_policy") else None
     if profile is RedisProfile.BROKER and policy not in (None, "noeviction"):
         raise InventoryError(
@@ -327,8 +375,8 @@ def _redis(v: HostVars) -> RedisHost:
         name=v.host,
         profile=profile,
         maxmemory_mb=v.optional_integer("redis_maxmemory_mb", minimum=1),
-        memory_share=v.number("redis_memory_share", 0.25, low=0.0, high=1.0),
+        memory_share=v.number("redis_memory_share", DEFAULTS["redis_memory_share"], low=0.0, high=1.0),
         host_memory_mb=v.optional_integer("redis_host_memory_mb", minimum=1),
         maxmemory_policy=policy,
-        ops_slots=v.integer("redis_ops_slots", 10),
+        ops_slots=v.integer("redis_ops_slots", DEFAULTS["redis_ops_slots"]),
     )

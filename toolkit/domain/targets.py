@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.domain.inventory import PGBOUNCER_GROUP, REDIS_GROUP, HostVars
+from toolkit.domain.inventory import DEFAULTS, PGBOUNCER_GROUP, REDIS_GROUP, HostVars
 from toolkit.domain.models import Topology
 
 # Listening on every address: connect to the host's inventory address instead.
@@ -64,7 +64,7 @@ def _address(v: HostVars, listen_key: str, override_key: str) -> str:
     override = v.text(override_key, "")
     if override:
         return override
-    listen = v.text(listen_key, "127.0.0.1")
+    listen = v.text(listen_key, DEFAULTS[listen_key])
     if listen.split(",")[0].strip() not in _WILDCARDS:
         return listen.split(",")[0].strip()
     return v.text("ansible_host", v.host)
@@ -82,7 +82,7 @@ def endpoints(
                 EndpointKind.PGBOUNCER,
                 host,
                 _address(v, "pgbouncer_listen_addr", "toolkit_pgbouncer_address"),
-                v.integer("pgbouncer_listen_port", 6432, minimum=1),
+                v.integer("pgbouncer_listen_port", DEFAULTS["pgbouncer_listen_port"], minimum=1),
                 v.text("toolkit_pgbouncer_user", TARGET_DEFAULTS["toolkit_pgbouncer_user"]),
                 admin_user=v.text(
                     "toolkit_pgbouncer_admin_user", TARGET_DEFAULTS["toolkit_pgbouncer_admin_user"]
@@ -108,7 +108,7 @@ def endpoints(
                 EndpointKind.REDIS,
                 host,
                 _address(v, "redis_listen_addr", "toolkit_redis_address"),
-                v.integer("redis_listen_port", 6379, minimum=1),
+                v.integer("redis_listen_port", DEFAULTS["redis_listen_port"], minimum=1),
                 v.text("toolkit_redis_user", TARGET_DEFAULTS["toolkit_redis_user"]),
                 key_prefix=str(v.values.get("toolkit_redis_key_prefix") or ""),
             )
