@@ -65,7 +65,7 @@ COMMANDS = (
         "watch",
         "toolkit.cli.watch",
         "watch_command",
-        "Show every pool (clients active/waiting, servers active/idle, max wait) live.",
+        "Show every pool against its plan (by pressure, waiting clients by app node) and PostgreSQL's slots.",
     ),
     LazyCommand(
         "calibrate",
