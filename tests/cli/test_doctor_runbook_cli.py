@@ -111,3 +111,14 @@ def test_a_finding_without_a_runbook_has_no_info_series(
     got = _families(out)
     assert any(k[0] == "toolkit_doctor_finding" and ("id", "pgbouncer.version_outdated") in k[1] for k in got)
     assert not [k for k in got if k[0] == "toolkit_doctor_finding_runbook"]
+
+
+def test_runbook_names_stay_whole_at_80_columns(
+    capsys: pytest.CaptureFixture[str], leaky: LeakyRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = doctor(capsys)
+    assert code == 2
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for runbook in EXPECTED.values():
+        assert re.search(rf"[│ ]{re.escape(runbook)}[│ ]", out), (runbook, out)
