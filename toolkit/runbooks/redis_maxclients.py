@@ -30,7 +30,7 @@ def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
     sized = next((r for r in size(ctx.topology).redis if r.host == ep.name), None)
     if sized is None:
         raise RunbookUsageError(f"{ep.name} is not sized by the plan: is it in the inventory's redis group?")
-    nofile = hostvars.get("redis_nofile")
+    nofile = str(hostvars.get("redis_nofile", ""))  # the role's override, else the plan's
     live = redis_clients.maxclients(ops_login(ctx, ep), ctx.timeout)
     return plan_raise_maxclients(
         ep.label,
@@ -38,7 +38,7 @@ def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
         live,
         sized.maxclients.value,
         sized.client_demand,
-        int(nofile) if isinstance(nofile, int) else sized.nofile.value,
+        int(nofile) if nofile.isascii() and nofile.isdigit() else sized.nofile.value,
         opts.maxclients,
     )
 
