@@ -102,9 +102,9 @@ def main(argv: list[str]) -> int:
         return 64
     wanted = render()
     (ROOT / OUT).mkdir(parents=True, exist_ok=True)
-    for path in (ROOT / OUT).glob("*.py"):
-        if str(path.relative_to(ROOT)) not in wanted:
-            path.unlink()
+    for old in (ROOT / OUT).glob("*.py"):
+        if str(old.relative_to(ROOT)) not in wanted:
+            old.unlink()
     for path, text in wanted.items():
         if not (ROOT / path).exists() or (ROOT / path).read_text() != text:
             (ROOT / path).write_text(text)
