@@ -62,10 +62,12 @@ TOOLKIT_DEMO = {
     "node": NODE,
     "server": _config["server"],
     "release": _config.get("release", ""),
-    # Requests that use the database or the cache at once, per process, under ASGI (see
-    # demo.middleware): the plan counts an ASGI node as workers x threads database clients.
-    "backend_slots": int(_config["threads"]),
 }
+# The admission bound of an ASGI process (demo.middleware, a copy of toolkit.django.middleware): at
+# most this many requests use the database or the cache at once per process. It is the inventory's
+# django_threads of the node (the role writes it into the node's config as "threads"): the plan
+# counts an ASGI node as workers x threads database clients, and this is what makes that true.
+TOOLKIT_BACKEND_SLOTS = int(_config["threads"])
 
 SECRET_KEY = _config["secret_key"]
 DEBUG = False
@@ -73,6 +75,7 @@ DEBUG = False
 ALLOWED_HOSTS = sorted({"127.0.0.1", "localhost", str(_config.get("bind", "127.0.0.1"))})
 
 INSTALLED_APPS = ["shop"]
+# First, so that nothing before it opens a database connection outside the bound.
 MIDDLEWARE = ["demo.middleware.BoundedBackends"]
 ROOT_URLCONF = "demo.urls"
 WSGI_APPLICATION = "demo.wsgi.application"

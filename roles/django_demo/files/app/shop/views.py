@@ -17,7 +17,7 @@ import os
 import time
 from typing import Any
 
-from demo.middleware import uses_backends
+from demo.middleware import without_backends
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -57,19 +57,18 @@ def _row(book: Book) -> dict[str, Any]:
 
 
 @require_GET
+@without_backends
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True, "node": _node()})
 
 
 @require_GET
-@uses_backends
 def books(request: HttpRequest) -> JsonResponse:
     rows = [_row(b) for b in _scoped_books()]
     return JsonResponse({"count": len(rows), "books": rows})
 
 
 @require_GET
-@uses_backends
 def book_detail(request: HttpRequest, book_id: int) -> JsonResponse:
     book = (
         Book.objects.select_related("author")
@@ -84,7 +83,6 @@ def book_detail(request: HttpRequest, book_id: int) -> JsonResponse:
 
 
 @require_GET
-@uses_backends
 def books_overfetch(request: HttpRequest) -> JsonResponse:
     # FAULTY: no page, every column of books and authors, and two prefetches the output never uses.
     queryset = Book.objects.select_related().prefetch_related("tags", "author__books").order_by("id")
@@ -93,7 +91,6 @@ def books_overfetch(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-@uses_backends
 def idle_transaction(request: HttpRequest) -> JsonResponse:
     ms = _milliseconds(request, default=500)
     if isinstance(ms, JsonResponse):
@@ -106,13 +103,13 @@ def idle_transaction(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-@uses_backends
 async def async_books(request: HttpRequest) -> JsonResponse:
     rows = [_row(b) async for b in _scoped_books()]
     return JsonResponse({"count": len(rows), "books": rows})
 
 
 @require_GET
+@without_backends
 async def async_blocking(request: HttpRequest) -> JsonResponse:
     ms = _milliseconds(request, default=100)
     if isinstance(ms, JsonResponse):
@@ -123,6 +120,7 @@ async def async_blocking(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
+@without_backends
 async def async_sleep(request: HttpRequest) -> JsonResponse:
     ms = _milliseconds(request, default=100)
     if isinstance(ms, JsonResponse):
@@ -133,7 +131,6 @@ async def async_sleep(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 @require_http_methods(["GET", "PUT", "POST"])
-@uses_backends
 def cache_entry(request: HttpRequest, key: str) -> JsonResponse:
     who = {"node": _node(), "pid": os.getpid()}
     if request.method == "GET":
