@@ -21,8 +21,16 @@ MAX_BYTES_LIMIT = 1024**3  # --max-bytes: at most 1 GiB per file
 
 
 class AuditFormat(enum.StrEnum):
-    """Output formats of ``toolkit audit async``."""
+    """Output formats of ``toolkit audit queries``."""
 
+    table = "table"
+    json = "json"
+
+
+class AsyncFormat(enum.StrEnum):
+    """Output formats of ``toolkit audit async``: one line per finding (as a compiler prints), or more."""
+
+    lines = "lines"
     table = "table"
     json = "json"
 
@@ -30,7 +38,10 @@ class AuditFormat(enum.StrEnum):
 @app.command("async")
 def async_command(
     path: Annotated[Path, typer.Argument(help="Project directory or Python file.")],
-    output: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
+    output: Annotated[
+        AsyncFormat,
+        typer.Option("--format", "-f", help="Output format: one line per finding (path:line: id: message)."),
+    ] = AsyncFormat.lines,
     max_bytes: Annotated[
         int, count_option("--max-bytes", "Skip files larger than this (default 1 MiB).", 1, MAX_BYTES_LIMIT)
     ] = 1024 * 1024,
@@ -73,11 +84,16 @@ def async_command(
     if parsed == 0:
         raise InputDataError(f"audit async: {path}: no Python file could be parsed")
     status = worst(findings)
-    if output is AuditFormat.json:
+    if output is AsyncFormat.json:
         doc = {"schema": AUDIT_SCHEMA, "status": status.label, "findings": [f.to_dict() for f in findings]}
         typer.echo(json.dumps(doc, indent=2, default=str))
-    else:
+    elif output is AsyncFormat.table:
         render.render_table(status, [], findings, scope="static analysis")
+    else:
+        for f in findings:  # path:line: id: message; remedy (a file name is shown, not interpreted)
+            where = "".join(c if c.isprintable() else "?" for c in f.target)
+            typer.echo(f"{where}: {f.id}: {f.summary}; {f.remedy}")
+        typer.echo(render.verdict(status, findings, [], "static analysis"))
     raise typer.Exit(int(status))
 
 

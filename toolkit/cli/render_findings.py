@@ -81,8 +81,8 @@ def render_table(
     out = console or Console()
     if targets:
         t = Table(title="targets", title_justify="left")
-        for col in ("target", "kind", "read", "time"):
-            t.add_column(col)
+        for col in ("target", "kind", "read", "time"):  # addresses and kinds whole; the cause wraps
+            t.add_column(col, no_wrap=col != "read", overflow="fold")
         for tgt in targets:
             read = "ok" if tgt.ok else f"[red]{escape(str(tgt.cause))}[/red]"
             t.add_row(escape(tgt.address), escape(tgt.kind), read, f"{tgt.elapsed:.2f} s")
@@ -93,9 +93,9 @@ def render_table(
     for target, group in by_target.items():
         # Summaries carry client-chosen text (application_name): never read it as markup.
         t = Table(title=escape(target), title_justify="left", show_lines=False)
-        t.add_column("severity")
-        t.add_column("finding")
-        t.add_column("summary / remedy")
+        t.add_column("severity", no_wrap=True)
+        t.add_column("finding", no_wrap=True, overflow="fold")  # ids whole at 80 columns; the prose wraps
+        t.add_column("summary / remedy", overflow="fold")
         for f in group:
             colour = _COLOURS[f.severity]
             remedy = f"\n[dim]→ {escape(f.remedy)}[/dim]" if f.remedy else ""

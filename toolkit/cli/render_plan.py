@@ -13,8 +13,10 @@ def plan_table(plan: Plan, console: Console | None = None) -> None:
     """Print the budget, then each PgBouncer and Redis host's settings with the reason for each."""
     out = console or Console()
     budget = Table(title="PostgreSQL connection budget", title_justify="left")
-    for col in ("item", "slots", "why"):
-        budget.add_column(col, justify="right" if col == "slots" else "left")
+    # Item and setting names, values and host names stay whole at 80 columns; the "why" prose wraps.
+    budget.add_column("item", no_wrap=True, overflow="fold")
+    budget.add_column("slots", justify="right", no_wrap=True)
+    budget.add_column("why", overflow="fold")
     for line in plan.budget.lines:
         budget.add_row(line.item, str(line.value), line.reason)
     out.print(budget)
@@ -25,9 +27,7 @@ def plan_table(plan: Plan, console: Console | None = None) -> None:
             f"{p.pools} pool(s) per process, {p.client_demand} clients routed",
             title_justify="left",
         )
-        t.add_column("setting")
-        t.add_column("value", justify="right")
-        t.add_column("why")
+        _setting_columns(t)
         for name, sized in p.settings:
             t.add_row(name, str(sized.value), sized.reason)
         t.add_row("open files (LimitNOFILE)", str(p.nofile.value), p.nofile.reason)
@@ -38,11 +38,16 @@ def plan_table(plan: Plan, console: Console | None = None) -> None:
         t = Table(
             title=f"redis {r.host}: {r.profile} profile, {r.client_demand} app clients", title_justify="left"
         )
-        t.add_column("setting")
-        t.add_column("value", justify="right")
-        t.add_column("why")
+        _setting_columns(t)
         t.add_row("maxclients", str(r.maxclients.value), r.maxclients.reason)
         mem = "-" if r.maxmemory is None else f"{r.maxmemory // (1024 * 1024)}mb"
         t.add_row("maxmemory", mem, r.maxmemory_reason)
         t.add_row("maxmemory-policy", r.maxmemory_policy, r.policy_reason)
         out.print(t)
+
+
+def _setting_columns(table: Table) -> None:
+    """setting and value never wrapped (a cut name reads as another setting); why wraps."""
+    table.add_column("setting", no_wrap=True, overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("why", overflow="fold")

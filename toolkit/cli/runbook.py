@@ -48,14 +48,19 @@ def list_command() -> None:
     """List every runbook and the findings it fixes."""
     from toolkit.runbooks import infos  # noqa: PLC0415 - the runbooks pull in the database drivers
 
+    # Names and finding ids stay whole at 80 columns (issue 11 §6): they share the first column, one per
+    # line and never wrapped; the prose column takes the rest of the width and wraps.
     table = Table(title="runbooks", title_justify="left")
-    for col in ("name", "what it does", "fixes"):
-        table.add_column(col)
+    table.add_column("runbook / findings it fixes", no_wrap=True, overflow="fold")
+    table.add_column("what it does", overflow="fold")
     for info in infos():
         title = Text(info.title)
         if info.manual:
             title.append(" (manual)", style="dim")
-        table.add_row(Text(info.name), title, Text(", ".join(info.fixes)))
+        name = Text(info.name, style="bold")
+        for fix in info.fixes:
+            name.append(f"\n{fix}", style="dim")
+        table.add_row(name, title)
     Console().print(table)
 
 
@@ -128,8 +133,9 @@ def _plan_table(plan: RunbookPlan, console: Console) -> None:
     """The plan as a table. Every cell is a Text: server and client text (application_name, query)
     is never read as rich markup."""
     table = Table(title=Text(f"{plan.runbook}: {len(plan.actions)} action(s)"), title_justify="left")
-    for col in ("target", "action", "why"):
-        table.add_column(col)
+    table.add_column("target", no_wrap=True, overflow="fold")
+    table.add_column("action", overflow="fold")
+    table.add_column("why", overflow="fold")
     for a in plan.actions:
         table.add_row(Text(a.target), Text(a.describe()), Text(a.why))
     console.print(table)

@@ -95,7 +95,7 @@ _METHODS: dict[str, tuple[frozenset[str], str]] = {
             "get create get_or_create update_or_create bulk_create bulk_update count exists first last "
             "update delete aggregate in_bulk earliest latest iterator contains explain"
         ),
-        "use the async variant: await ....a{m}(...) (or sync_to_async)",
+        "use the async variant: await queryset.a{m}(...) (or sync_to_async)",
     ),
     "Model": (
         _names("save delete refresh_from_db"),
