@@ -45,6 +45,7 @@ def test_every_problem_is_reported_offline(capsys: pytest.CaptureFixture[str]) -
         "django.persistent_connections_under_asgi",
         "cache.local_memory_multi_process",
         "cache.no_key_prefix_shared_redis",
+        "django.asgi_without_admission_bound",
     } <= ids
 
 

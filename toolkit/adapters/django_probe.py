@@ -217,6 +217,9 @@ def profile(settings: Any, settings_module: str, django_version: str) -> dict[st
         "caches": caches,
         "asgi_application": getattr(settings, "ASGI_APPLICATION", None),
         "wsgi_application": getattr(settings, "WSGI_APPLICATION", None),
+        # Dotted paths only: doctor looks for an ASGI admission bound (toolkit.django.middleware).
+        "middleware": [str(m) for m in (getattr(settings, "MIDDLEWARE", None) or [])],
+        "backend_slots": _scalar(getattr(settings, "TOOLKIT_BACKEND_SLOTS", None)),
     }
 
 

@@ -70,6 +70,8 @@ class DjangoProfile:
     caches: tuple[CacheAlias, ...]
     asgi_application: str | None = None
     wsgi_application: str | None = None
+    middleware: tuple[str, ...] | None = None  # None: the probe did not report MIDDLEWARE
+    backend_slots: object = None  # settings.TOOLKIT_BACKEND_SLOTS as the app set it, if at all
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DjangoProfile:
@@ -110,6 +112,8 @@ class DjangoProfile:
             caches=caches,
             asgi_application=data.get("asgi_application"),
             wsgi_application=data.get("wsgi_application"),
+            middleware=None if data.get("middleware") is None else tuple(str(m) for m in data["middleware"]),
+            backend_slots=data.get("backend_slots"),
         )
 
 

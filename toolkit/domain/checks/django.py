@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from toolkit.domain import versions
+from toolkit.domain.checks import django_admission
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.django import DatabaseAlias, DjangoProfile, Route, route
 from toolkit.domain.findings import Finding, Severity
@@ -32,6 +33,7 @@ CONNECT_TIMEOUT = "django.no_connect_timeout"
 ATOMIC = "django.atomic_requests_with_transaction_pooling"
 OPTIONS = "django.statement_timeout_option_through_pgbouncer"
 PREPARED = "django.prepared_statements_with_transaction_pooling"
+ADMISSION = django_admission.ID
 
 CATALOG: tuple[CheckInfo, ...] = (
     CheckInfo("django.unreachable", "doctor could not import an app node's settings"),
@@ -44,6 +46,7 @@ CATALOG: tuple[CheckInfo, ...] = (
     CheckInfo(ATOMIC, "ATOMIC_REQUESTS behind transaction pooling"),
     CheckInfo(OPTIONS, "startup options (-c statement_timeout=...) sent through PgBouncer"),
     CheckInfo(PREPARED, "psycopg prepared statements behind a PgBouncer that cannot track them"),
+    CheckInfo(ADMISSION, django_admission.TITLE),
 )
 # PgBouncer tracks protocol-level prepared statements in transaction mode from 1.21 on, when its
 # max_prepared_statements is above 0 (the default from 1.24; 0 before).
@@ -78,6 +81,7 @@ def run(snapshot: Snapshot) -> list[Finding]:
             for finding in _alias_findings(profile, alias, path, snapshot):
                 if finding not in found:
                     found.append(finding)
+    found.extend(django_admission.findings(snapshot))
     return found
 
 
