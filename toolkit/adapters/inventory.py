@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,8 +182,14 @@ def load(path: str | Sequence[str], timeout: float | None = None, vault: Vault =
     ansible-inventory prompts for the password on the terminal (stdin is inherited, its prompt goes to
     the terminal, not to the captured output) and the timeout does not apply.
     """
+    return start(path, timeout, vault).wait()
+
+
+def start(path: str | Sequence[str], timeout: float | None = None, vault: Vault = NO_VAULT) -> PendingRead:
+    """Start ``ansible-inventory --list`` and return at once: :meth:`PendingRead.wait` gives what
+    :func:`load` returns. A command that must import more before it needs the inventory (toolkit plan)
+    does that while ansible-inventory runs; the timeout counts from here."""
     paths = [path] if isinstance(path, str) else list(path)
-    path = ",".join(paths)
     for one in paths:
         if not Path(one).exists():
             raise InventoryError(
@@ -198,34 +205,53 @@ def load(path: str | Sequence[str], timeout: float | None = None, vault: Vault =
         timeout = timeout_from(os.environ)
     env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1"}
     argv = [_ansible_inventory(), *(a for p in paths for a in ("-i", p)), *vault.args(), "--list"]
-    try:
-        proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=None if vault.ask else timeout,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise InventoryError(
-            "inventory",
-            None,
-            f"{path}: ansible-inventory took over {timeout:g} s; "
-            f"set {TIMEOUT_ENV} to more seconds for a large or slow inventory",
-        ) from None
-    if proc.returncode != 0:
-        cause = _first_error(proc.stderr)
-        hint = _vault_hint(cause, vault)
-        cause = cause.rstrip(".") if hint else cause
-        raise InventoryError(path, None, f"ansible-inventory failed: {cause}{hint}")
-    try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise InventoryError(
-            "inventory", None, f"{path}: unreadable output from ansible-inventory: {exc}"
-        ) from None
-    return parse_list_output(path, data)
+    proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    return PendingRead(",".join(paths), proc, None if vault.ask else timeout, vault, time.monotonic())
+
+
+@dataclass
+class PendingRead:
+    """An ``ansible-inventory --list`` under way (:func:`start`)."""
+
+    path: str
+    proc: subprocess.Popen[str]
+    timeout: float | None
+    vault: Vault
+    started: float
+
+    def wait(self) -> InventoryData:
+        """The inventory, once ansible-inventory has answered; an :class:`InventoryError` if it could not."""
+        left = None if self.timeout is None else max(0.0, self.timeout - (time.monotonic() - self.started))
+        try:
+            stdout, stderr = self.proc.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            raise InventoryError(
+                "inventory",
+                None,
+                f"{self.path}: ansible-inventory took over {self.timeout:g} s; "
+                f"set {TIMEOUT_ENV} to more seconds for a large or slow inventory",
+            ) from None
+        if self.proc.returncode != 0:
+            cause = _first_error(stderr)
+            hint = _vault_hint(cause, self.vault)
+            cause = cause.rstrip(".") if hint else cause
+            raise InventoryError(self.path, None, f"ansible-inventory failed: {cause}{hint}")
+        try:
+            data = json.loads(stdout)
+        except json.JSONDecodeError as exc:
+            raise InventoryError(
+                "inventory", None, f"{self.path}: unreadable output from ansible-inventory: {exc}"
+            ) from None
+        return parse_list_output(self.path, data)
+
+    def cancel(self) -> None:
+        """Stop the read when its result is no longer wanted (an error on the way): kill, reap."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
 
 
 def parse_list_output(source: str, data: Mapping[str, Any]) -> InventoryData:

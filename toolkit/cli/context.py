@@ -53,8 +53,13 @@ def load_context(
     vault: Vault = inventory.NO_VAULT,
     *,
     announce: bool = False,
+    pending: inventory.PendingRead | None = None,
 ) -> Context:
-    """Read the inventory and derive everything the commands need from it; no network."""
+    """Read the inventory and derive everything the commands need from it; no network.
+
+    ``pending``: the read of the same inventory already started (:func:`toolkit.cli.plan.plan_command`
+    starts it before its imports, which then run while ansible-inventory does).
+    """
     if inventory_path is not None and not inventory_path.strip():
         raise UsageError("is empty; pass an inventory file or directory", "-i")
     source = inventory.resolve(inventory_path)
@@ -65,7 +70,7 @@ def load_context(
         )
     if announce:
         print(f"toolkit: inventory {source.describe()}", file=sys.stderr)
-    data = inventory.load(source.paths, vault=vault)
+    data = pending.wait() if pending is not None else inventory.load(source.paths, vault=vault)
     topology = topology_from_inventory(data.groups, data.hostvars)
     result, error = _plan(topology)
     return Context(
