@@ -59,16 +59,16 @@ def test_pools_by_pressure_beside_the_plan_with_waiting_clients_by_app_node() ->
     console.print(pools_table([failed], _states(), TOPO, PLAN))
     rows = _rows(_lines(console))
     assert [r[0] for r in rows] == [
-        "pgb2@10.0.0.6:6432 process 1",  # clients wait: first
+        "pgb2@10.0.0.6:6432#1",  # clients wait: first
         "pgb1@10.0.0.5:6432",
-        "pgb2@10.0.0.6:6432 process 2",
-        "pgb3@10.0.0.7:6432 process 2",
+        "pgb2@10.0.0.6:6432#2",
+        "pgb3@10.0.0.7:6432#2",
         "fleet",
     ]
-    header = ["database/user", "servers", "util", "clients", "waiting", "waiting from", "maxwait", "state"]
+    header = ["pool", "servers", "util", "clients", "waiting", "waiting from", "maxwait", "state"]
     first = dict(zip(header, rows[0][1:], strict=True))
     assert first == {
-        "database/user": "app/app",
+        "pool": "app/app",
         "servers": f"{SIZE['pgb2']}/{SIZE['pgb2']}+{RESERVE['pgb2']}",
         "util": "100%",
         "clients": str(SIZE["pgb2"]),

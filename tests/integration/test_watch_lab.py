@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, app_connection
 
-PGB2 = ("pgb2@198.18.0.12:6432 process 1", "pgb2@198.18.0.12:6432 process 2")
+PGB2 = ("pgb2@198.18.0.12:6432#1", "pgb2@198.18.0.12:6432#2")
 
 
 def _watch() -> str:
@@ -45,7 +45,7 @@ def test_watch_shows_both_hosts_and_each_process_of_pgb2(lab_plan: dict[str, Any
         conn.execute("SELECT 1")
         out = _watch()
     rows = _rows(out)
-    # columns: pgbouncer, database/user, servers, util, clients, waiting, waiting from, maxwait, state
+    # columns: pgbouncer, pool, servers, util, cl (clients), wait, from (app nodes), maxwait, state
     assert {r[0] for r in rows} == {"pgb1@198.18.0.11:6432", *PGB2, "fleet"}, rows
     assert all(r[4].isdigit() for r in rows), rows  # no process failed to answer
     # The held client: one of pgb2's processes counts it among its clients.

@@ -30,7 +30,8 @@ from toolkit.domain.models import Topology
 from toolkit.domain.plan import Plan
 from toolkit.domain.snapshot import PgBouncerState, PostgresState, TargetStatus
 
-COLUMNS = ("servers", "util", "clients", "waiting", "waiting from", "maxwait", "state")
+COLUMNS = ("servers", "util", "cl", "wait", "from", "maxwait", "state")
+LEFT = ("pgbouncer", "pool", "from", "state")
 SATURATED, NEAR_STYLE = "bold red", "yellow"
 
 
@@ -59,6 +60,15 @@ def _state(r: PoolRow) -> tuple[str, str]:
     return "", ""
 
 
+def where(host: str, address: str) -> str:
+    """How a row names one PgBouncer process.
+
+    >>> where("pgb2", "198.18.0.12:6432 process 2"), where("pgb1", "198.18.0.11:6432")
+    ('pgb2@198.18.0.12:6432#2', 'pgb1@198.18.0.11:6432')
+    """
+    return f"{host}@{address.replace(' process ', '#')}"
+
+
 def _from(r: PoolRow) -> str:
     return ", ".join(f"{node} {n}" for node, n in r.waiting_by_app if n)
 
@@ -71,21 +81,22 @@ def pools_table(
 ) -> Table:
     """One row per pool per PgBouncer process, by pressure, fleet totals last; unreachable targets say why.
 
-    A row names the inventory host and the address read (``pgb2@198.18.0.12:6432 process 2`` for
-    one process of several on a port). A process with no pool yet (no client has come) still gets
+    A row names the inventory host and the address read, ``#N`` for one process of several on a port
+    (``pgb2@198.18.0.12:6432#2``). A process with no pool yet (no client has come) still gets
     a row, so every host is on screen. Without a plan (or a topology) the planned columns are empty.
     """
     table = Table(title=f"pools at {time.strftime('%H:%M:%S')}", title_justify="left")
-    for col in ("pgbouncer", "database/user", *COLUMNS):
-        table.add_column(
-            col, justify="left" if col in ("pgbouncer", "database/user", "waiting from", "state") else "right"
-        )
+    for col in ("pgbouncer", "pool", *COLUMNS):
+        if col in LEFT:
+            table.add_column(col, overflow="fold")
+        else:  # numbers are never cut: the names fold onto a second line first
+            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     rows = by_pressure(pool_rows(topology.app_nodes if topology else (), plan, states))
     # Names come from the server (database and user names can hold "[/]"): Text, never markup.
     for r in rows:
         word, style = _state(r)
         table.add_row(
-            Text(f"{r.host}@{r.address}"),
+            Text(where(r.host, r.address)),
             Text(f"{r.database}/{r.user}"),
             _servers(r),
             _percent(r.utilisation),
@@ -96,13 +107,13 @@ def pools_table(
             word,
             style=style or None,
         )
-    with_pools = {f"{r.host}@{r.address}" for r in rows}
-    for name in sorted({f"{st.host}@{st.address}" for st in states} - with_pools):
+    with_pools = {where(r.host, r.address) for r in rows}
+    for name in sorted({where(st.host, st.address) for st in states} - with_pools):
         table.add_row(Text(name), "[dim]no pool yet[/dim]", "0", "-", "0", "0", "", "0.0", "")
     for s in statuses:
         if not s.ok:
             table.add_row(
-                Text(f"{s.name}@{s.address}"),
+                Text(where(s.name, s.address)),
                 f"[red]{escape(str(s.cause))}[/red]",
                 "",
                 "",
@@ -199,8 +210,9 @@ def watch_command(
     # kernel hands it that process), so every process has its rows.
     processes = {h.name: h.processes for h in ctx.topology.pgbouncers}
     done = 0
+    console = Console()
     try:
-        with Live(Table(), console=Console(), auto_refresh=False) as live:
+        with Live(Table(), console=console, auto_refresh=False) as live:
             while count == 0 or done < count:
                 statuses, states = gather.read_all(targets, secrets, timeout, processes)
                 live.update(view(statuses, states, ctx.topology, ctx.plan), refresh=True)
@@ -209,3 +221,5 @@ def watch_command(
                     time.sleep(interval)
     except KeyboardInterrupt:
         pass
+    if not console.is_terminal:
+        console.line()  # Live ends a piped screen without a newline
