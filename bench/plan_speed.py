@@ -4,7 +4,8 @@
 command is the floor: what the toolkit adds is its own start-up (typer, the command's modules), the
 parse of the JSON, the plan and its output. Both commands run interleaved for N rounds (after one
 untimed run of each), so that drift on this shared machine hits both alike; the result is each one's
-median and the ratio of the medians. The goal (issue 13 §8) is a ratio of at most 1.2.
+median and the ratio of the medians. The goal (issue 13 §8) is a ratio of at most 1.2, for the table
+(``toolkit plan -i inventory/lab``, as the issue times it) and for ``--format json``.
 
 Usage: ``python bench/plan_speed.py [--rounds 15] [--inventory inventory/lab] [--out bench/results]``.
 Results: plan_speed.json (every sample) and plan_speed.md in --out.
@@ -64,7 +65,7 @@ def write_results(out: Path, doc: dict[str, Any]) -> None:
     for r in doc["rows"]:
         lines.append(f"| `{r['command']}` | {r['median_ms']:.0f} | {r['min_ms']:.0f} | {r['ratio']:.2f} |")
     verdict = "met" if doc["goal"]["met"] else "missed"
-    lines += ["", f"Goal: `toolkit plan --format json` within {GOAL} x ansible-inventory: {verdict}."]
+    lines += ["", f"Goal: `toolkit plan`, table and JSON, within {GOAL} x ansible-inventory: {verdict}."]
     (out / "plan_speed.md").write_text("\n".join(lines) + "\n")
 
 
@@ -92,8 +93,8 @@ def main() -> int:
     for label in labels:
         low = min(times[label]) * 1000
         print(f"{label:<{width}}  {med[label] * 1000:9.0f}  {low:6.0f}  {med[label] / floor:5.2f}")
-    ratio = med[labels[1]] / floor
-    print(f"ratio {ratio:.2f} (toolkit plan --format json / ansible-inventory; goal at most {GOAL})")
+    ratio = max(med[labels[1]], med[labels[2]]) / floor
+    print(f"ratio {ratio:.2f} (the slower toolkit plan / ansible-inventory; goal at most {GOAL})")
     now = dt.datetime.now(dt.UTC)
     doc = {
         "schema": {"name": "bench.plan_speed", "version": 1},
