@@ -14,12 +14,12 @@ PAUSE leaves it 0), so the runbooks pause and resume database by database, which
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
+from toolkit.adapters.deadline import Job
+from toolkit.adapters.deadline import run as run_all
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
 from toolkit.domain.runbooks.base import RunbookUsageError
@@ -74,40 +74,15 @@ def flags(target: AdminTarget, timeout: float) -> dict[str, DatabaseFlags]:
     return found
 
 
-@dataclass
-class _Slot:
-    value: object = None
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-
 def in_parallel(
     work: Callable[[AdminTarget], T], targets: Sequence[AdminTarget], deadline: float
 ) -> list[tuple[AdminTarget, T | None, BaseException | None]]:
     """Run ``work`` on every target at once; each result or error, or a timeout after ``deadline`` s."""
-    slots = []
-    for target in targets:
-        slot = _Slot()
-
-        def run(target: AdminTarget = target, slot: _Slot = slot) -> None:
-            try:
-                slot.value = work(target)
-            except BaseException as exc:  # reported per target, never raised across threads
-                slot.error = exc
-            finally:
-                slot.done.set()
-
-        threading.Thread(target=run, name=f"runbook-{target.label}", daemon=True).start()
-        slots.append(slot)
-    end = time.monotonic() + deadline
-    out: list[tuple[AdminTarget, T | None, BaseException | None]] = []
-    for target, slot in zip(targets, slots, strict=True):
-        if not slot.done.wait(max(0.0, end - time.monotonic())):
-            error = TargetError(target.label, "the admin command", f"no answer in {deadline:g} s", "frozen?")
-            out.append((target, None, error))
-        else:
-            out.append((target, slot.value, slot.error))  # type: ignore[arg-type]
-    return out
+    jobs = [
+        Job(t.label, lambda t=t: work(t), deadline, "the admin command", "frozen?")  # type: ignore[misc]
+        for t in targets
+    ]
+    return [(t, o.value, o.error) for t, o in zip(targets, run_all(jobs), strict=True)]
 
 
 def timed(target: AdminTarget, commands: Sequence[str], timeout: float, why: str) -> str:
@@ -117,32 +92,20 @@ def timed(target: AdminTarget, commands: Sequence[str], timeout: float, why: str
     """
     start = time.monotonic()
     session = AdminConsole(target, timeout)
-    slot = _Slot()
 
-    def run() -> None:
-        try:
-            for command in commands:
-                session.command(command)
-        except BaseException as exc:  # handed to the caller
-            slot.error = exc
-        finally:
-            slot.done.set()
+    def send() -> None:
+        for command in commands:
+            session.command(command)
 
-    threading.Thread(target=run, name=f"admin-{target.label}", daemon=True).start()
-    if not slot.done.wait(max(0.0, timeout - (time.monotonic() - start))):
+    during = "; ".join(commands)
+    job = Job(target.label, send, timeout, during, f"{why}; the session was dropped")
+    (outcome,) = run_all([job], overall=max(0.0, timeout - (time.monotonic() - start)))  # from the connect
+    if outcome.timed_out:
         session.drop()  # first: a RESUME while a PAUSE is pending could leave it hung
-        slot.done.wait(1.0)
-        session.close()
-        raise TargetError(
-            target.label,
-            "; ".join(commands),
-            f"timed out after {timeout:g} s",
-            f"{why}; the session was dropped",
-        )
+        outcome.wait(1.0)
     session.close()
-    if slot.error is not None:
-        raise slot.error
-    return f"{'; '.join(commands)} in {time.monotonic() - start:.2f} s"
+    outcome.result()
+    return f"{during} in {time.monotonic() - start:.2f} s"
 
 
 def pause(target: AdminTarget, databases: Sequence[str], timeout: float, whole: bool = False) -> str:
