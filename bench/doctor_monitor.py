@@ -98,31 +98,36 @@ def timed_run(variant: str, output: Path) -> dict[str, Any]:
 
 
 def count_child(argv: list[str], out: str) -> None:
-    """In this process: run doctor with the admin console's connect and commands counted per target."""
-    counts: dict[str, dict[str, int]] = {}
-    console = pgbouncer.AdminConsole
-    connect, rows, command = console._connect, console.rows, console.command
+    """In this process: run doctor with the admin console's sessions and commands counted per target.
 
-    def bump(self: pgbouncer.AdminConsole, key: str) -> None:
-        where = f"{self.target.name or self.target.host} process {self.target.process or 1}"
+    Counted where every admin command passes whatever the adapter's methods: the sessions where the
+    console connects, the commands at psycopg's ClientCursor (which only the admin console uses).
+    """
+    import psycopg  # noqa: PLC0415
+
+    counts: dict[str, dict[str, int]] = {}
+    sessions: dict[int, str] = {}  # id of an admin connection -> the process it was opened for
+    connect, execute = pgbouncer.AdminConsole._connect, psycopg.ClientCursor.execute
+
+    def bump(where: str, key: str) -> None:
         mine = counts.setdefault(where, {"sessions": 0, "show": 0, "other": 0})
         mine[key] += 1
 
     def counted_connect(self: pgbouncer.AdminConsole) -> Any:
-        bump(self, "sessions")
-        return connect(self)
+        where = f"{self.target.name or self.target.host} process {self.target.process or 1}"
+        bump(where, "sessions")
+        conn = connect(self)
+        sessions[id(conn)] = where
+        return conn
 
-    def counted_rows(self: pgbouncer.AdminConsole, text: str) -> Any:
-        bump(self, "show" if text.upper().startswith("SHOW") else "other")
-        return rows(self, text)
+    def counted_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        where = sessions.get(id(self.connection))
+        if where is not None:
+            bump(where, "show" if str(query).lstrip().upper().startswith("SHOW") else "other")
+        return execute(self, query, *args, **kwargs)
 
-    def counted_command(self: pgbouncer.AdminConsole, text: str) -> None:
-        bump(self, "other")
-        command(self, text)
-
-    console._connect = counted_connect  # type: ignore[method-assign]
-    console.rows = counted_rows  # type: ignore[method-assign]
-    console.command = counted_command  # type: ignore[method-assign]
+    pgbouncer.AdminConsole._connect = counted_connect  # type: ignore[method-assign]
+    psycopg.ClientCursor.execute = counted_execute  # type: ignore[method-assign]
     from toolkit.cli.app import main  # noqa: PLC0415
 
     try:
