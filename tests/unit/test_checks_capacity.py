@@ -70,6 +70,15 @@ CASES = [
     ),
     Case(
         EXCEED,
+        "RDS's rds_superuser reserved slots count too",
+        _live_pg(30, **{"rds.rds_superuser_reserved_connections": "2"}),
+        C,
+        PG,
+        {"max_connections": 30, "needed": 31},
+        RESIZE,
+    ),
+    Case(
+        EXCEED,
         "the plan does not fit (pinned pool over the budget)",
         s.snapshot(_overrides(default_pool_size=100)),
         C,

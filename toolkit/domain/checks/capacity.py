@@ -96,6 +96,8 @@ def _live_db_capacity(snap: Snapshot) -> list[Finding]:
     live = int(snap.postgres.settings.get("max_connections", "0") or 0)
     reserved = int(snap.postgres.settings.get("superuser_reserved_connections", "0") or 0)
     reserved += int(snap.postgres.settings.get("reserved_connections", "0") or 0)
+    # RDS and Aurora keep slots for rds_superuser members too (absent elsewhere).
+    reserved += int(snap.postgres.settings.get("rds.rds_superuser_reserved_connections", "0") or 0)
     need = snap.plan.budget.pgbouncer_server_connections + snap.topology.database.bypass_total + reserved
     if live >= need:
         return []
