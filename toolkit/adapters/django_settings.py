@@ -18,17 +18,13 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from pathlib import Path
 
 from toolkit.adapters import ssh
-from toolkit.adapters.errors import TargetError
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.django_nodes import DjangoSource
 from toolkit.domain.errors import InventoryError
-from toolkit.domain.snapshot import TargetStatus
 
 PROBE = Path(__file__).with_name("django_probe.py")
 MASKING = Path(__file__).parent.parent / "domain" / "secrets.py"
@@ -173,47 +169,12 @@ def load_remote_profile(src: DjangoSource, target: ssh.SshTarget, timeout: float
     return _parse(done, src.settings_module, src.pythonpath, src.python or REMOTE_PYTHON, src.node)
 
 
-def load_nodes(
-    sources: Sequence[DjangoSource],
-    timeout: float = 30,
-    remote: Mapping[str, ssh.SshTarget] | None = None,
-) -> tuple[dict[str, DjangoProfile], list[TargetStatus]]:
-    """Read every node's settings concurrently: the profiles by node, and one status per node.
+def read_node(src: DjangoSource, timeout: float, target: ssh.SshTarget | None = None) -> DjangoProfile:
+    """One node's settings: over SSH on ``target``, else here with the node's interpreter.
 
-    A node in ``remote`` is read on that host over SSH; the others here, with a local interpreter.
-
-    A node whose settings cannot be read is reported in its status (doctor shows it as a target it
-    could not read) instead of stopping the run: doctor often runs on a host without the app.
+    Raises InventoryError (the probe failed: exit 65's message) or TargetError (SSH failed).
+    toolkit/gather.py reads every node concurrently, with the other targets, on the deadline runner.
     """
-    profiles: dict[str, DjangoProfile] = {}
-    statuses: list[TargetStatus] = []
-
-    def one(src: DjangoSource) -> tuple[DjangoProfile | None, TargetStatus]:
-        started = time.monotonic()
-        name = f"django:{src.node}"
-        where = f"{src.node}:{src.settings_module}"
-        target = (remote or {}).get(src.node)
-        try:
-            if target is None:
-                profile = load_profile(
-                    src.settings_module, src.pythonpath, src.python, timeout, dict(src.env), src.node
-                )
-            else:
-                profile = load_remote_profile(src, target, timeout)
-        except InventoryError as exc:
-            elapsed = time.monotonic() - started
-            return None, TargetStatus(name, "django", where, False, elapsed, "error", exc.why)
-        except TargetError as exc:
-            elapsed = time.monotonic() - started
-            return None, TargetStatus(name, "django", where, False, elapsed, exc.cause, str(exc))
-        elapsed = time.monotonic() - started
-        return profile, TargetStatus(name, "django", where, True, elapsed)
-
-    if not sources:
-        return profiles, statuses
-    with ThreadPoolExecutor(max_workers=min(8, len(sources))) as pool:
-        for src, (profile, status) in zip(sources, pool.map(one, sources), strict=True):
-            statuses.append(status)
-            if profile is not None:
-                profiles[src.node] = profile
-    return profiles, statuses
+    if target is None:
+        return load_profile(src.settings_module, src.pythonpath, src.python, timeout, dict(src.env), src.node)
+    return load_remote_profile(src, target, timeout)

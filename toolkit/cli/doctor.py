@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,11 +17,9 @@ from toolkit.cli.numbers import seconds
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
 from toolkit.domain.checks import known_prefix, run_checks
 from toolkit.domain.django import DjangoProfile
-from toolkit.domain.django_nodes import django_sources
 from toolkit.domain.errors import FailedError, UsageError
 from toolkit.domain.findings import worst
 from toolkit.domain.metrics import metrics
-from toolkit.domain.snapshot import Snapshot
 from toolkit.domain.versions import acknowledged_cves
 
 
@@ -104,6 +101,9 @@ def doctor_command(
         if isinstance(v.get("redis_app_command_rules"), str)
     }
     profile = _django(django_settings, django_pythonpath, django_python)
+    nodes = None
+    if profile is None and not no_django_nodes:  # their SSH variables are checked here, before any read
+        nodes = gather.django_nodes(ctx.topology, data.hostvars, data.source, timeout)
     snap = gather.snapshot(
         ctx.topology,
         ctx.plan,
@@ -114,9 +114,8 @@ def doctor_command(
         django=profile,
         offline=offline,
         processes={h.name: h.processes for h in ctx.topology.pgbouncers},
+        nodes=nodes,
     )
-    if profile is None and not no_django_nodes:
-        snap = _read_nodes(snap, data.hostvars, data.source, timeout)
     snap = replace(snap, acknowledged_cves=acknowledged, redis_app_rules=rules)
     findings = run_checks(snap, only)
     status = worst(findings)
@@ -146,29 +145,3 @@ def _django(settings: str | None, pythonpath: str | None, python: str | None) ->
     from toolkit.adapters.django_settings import load_profile  # noqa: PLC0415 - only when asked
 
     return load_profile(settings, pythonpath, python)
-
-
-def _read_nodes(
-    snap: Snapshot, hostvars: Mapping[str, Mapping[str, Any]], source: str, timeout: float
-) -> Snapshot:
-    """Add each app node's settings, where the inventory says how to import them.
-
-    A node on another host is read there over SSH; one on this machine (``ansible_connection:
-    local`` or a loopback address) with a local interpreter.
-    """
-    sources = django_sources([n.name for n in snap.topology.app_nodes], hostvars)
-    if not sources:
-        return snap
-    from toolkit.adapters import ssh  # noqa: PLC0415 - only when asked
-    from toolkit.adapters.django_settings import load_nodes  # noqa: PLC0415 - only when asked
-
-    base = ssh.inventory_dir(source)
-    remote = {
-        s.node: ssh.ssh_target(s.node, hostvars.get(s.node, {}), base)
-        for s in sources
-        if not ssh.is_local(s.node, hostvars.get(s.node, {}))
-    }
-    # Importing settings starts an interpreter and Django: allow more than a network round trip.
-    profiles, statuses = load_nodes(sources, max(timeout, 10.0), remote)
-    first = next(iter(profiles.values()), None)
-    return replace(snap, django_nodes=profiles, django=first, targets=(*snap.targets, *statuses))
