@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from toolkit.domain.attribution import node_of, nodes_by_address
 from toolkit.domain.models import AppNode, RedisProfile, Topology
+from toolkit.domain.numbers import as_int
 from toolkit.domain.plan import PgBouncerPlan, Plan
 from toolkit.domain.snapshot import PgBouncerState, PostgresState, RedisState, Snapshot
 
@@ -236,11 +237,6 @@ def by_pressure(rows: Iterable[PoolRow]) -> list[PoolRow]:
     return sorted(ordered, key=lambda r: r.pressure, reverse=True)
 
 
-def _int(value: object) -> int | None:
-    text = str(value).strip() if value is not None else ""
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
 def postgres_row(topology: Topology, state: PostgresState | None) -> PostgresRow | None:
     """Slots used and usable, from the live settings; None when PostgreSQL was not read.
 
@@ -250,9 +246,9 @@ def postgres_row(topology: Topology, state: PostgresState | None) -> PostgresRow
     if state is None:
         return None
     settings = state.settings
-    max_connections = _int(settings.get("max_connections")) or 0
-    reserved = (_int(settings.get("superuser_reserved_connections")) or 0) + (
-        _int(settings.get("reserved_connections")) or 0
+    max_connections = as_int(settings.get("max_connections"))
+    reserved = as_int(settings.get("superuser_reserved_connections")) + (
+        as_int(settings.get("reserved_connections"))
     )
     used = sum(1 for b in state.backends if b.backend_type == "client backend") + 1
     return PostgresRow(topology.database.host, used, max_connections, max(0, max_connections - reserved))
@@ -266,12 +262,12 @@ def redis_row(topology: Topology, state: RedisState) -> RedisRow:
     return RedisRow(
         state.host,
         role.value if role else "",
-        _int(info.get("connected_clients")) or 0,
-        _int(config.get("maxclients")) or None,
-        _int(info.get("used_memory")) or 0,
-        _int(config.get("maxmemory")) or None,
-        _int(info.get("evicted_keys")) or 0,
-        _int(info.get("rejected_connections")) or 0,
+        as_int(info.get("connected_clients")),
+        as_int(config.get("maxclients")) or None,
+        as_int(info.get("used_memory")),
+        as_int(config.get("maxmemory")) or None,
+        as_int(info.get("evicted_keys")),
+        as_int(info.get("rejected_connections")),
     )
 
 

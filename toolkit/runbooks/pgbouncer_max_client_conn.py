@@ -15,6 +15,7 @@ from toolkit.adapters import ssh
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, set_command
 from toolkit.domain.errors import SizingError
+from toolkit.domain.numbers import as_int
 from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan
 from toolkit.domain.runbooks.limits import ProcessLimits, parse_limits, plan_raise
 from toolkit.domain.sizing import plan as size_plan
@@ -95,10 +96,10 @@ def _limits(ctx: RunContext) -> list[ProcessLimits]:
             ProcessLimits(
                 t.label,
                 t.name,
-                int(config.get("max_client_conn", "0") or 0),
+                as_int(config.get("max_client_conn")),
                 pools.get(t.name, 1),
-                int(config.get("default_pool_size", "0") or 0),
-                int(config.get("reserve_pool_size", "0") or 0),
+                as_int(config.get("default_pool_size")),
+                as_int(config.get("reserve_pool_size")),
                 fd_limit,
                 source,
             )

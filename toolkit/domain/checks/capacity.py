@@ -11,6 +11,7 @@ from toolkit.domain.checks.base import CheckInfo
 from toolkit.domain.errors import SizingError, SizingKind
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.models import PoolMode
+from toolkit.domain.numbers import as_int
 from toolkit.domain.sizing import route_demand
 from toolkit.domain.snapshot import Snapshot
 
@@ -93,11 +94,11 @@ def _headroom(snap: Snapshot) -> list[Finding]:
 def _live_db_capacity(snap: Snapshot) -> list[Finding]:
     if snap.postgres is None or snap.plan is None:
         return []
-    live = int(snap.postgres.settings.get("max_connections", "0") or 0)
-    reserved = int(snap.postgres.settings.get("superuser_reserved_connections", "0") or 0)
-    reserved += int(snap.postgres.settings.get("reserved_connections", "0") or 0)
+    live = as_int(snap.postgres.settings.get("max_connections"))
+    reserved = as_int(snap.postgres.settings.get("superuser_reserved_connections"))
+    reserved += as_int(snap.postgres.settings.get("reserved_connections"))
     # RDS and Aurora keep slots for rds_superuser members too (absent elsewhere).
-    reserved += int(snap.postgres.settings.get("rds.rds_superuser_reserved_connections", "0") or 0)
+    reserved += as_int(snap.postgres.settings.get("rds.rds_superuser_reserved_connections"))
     need = snap.plan.budget.pgbouncer_server_connections + snap.topology.database.bypass_total + reserved
     if live >= need:
         return []
@@ -135,7 +136,7 @@ def _live_client_limits(snap: Snapshot) -> list[Finding]:
         if host is None:
             continue
         target = f"pgbouncer@{state.address}"
-        max_client = int(state.config.get("max_client_conn", "0") or 0)
+        max_client = as_int(state.config.get("max_client_conn"))
         need = routed[host.name] + host.admin_slots
         if max_client < need:
             out.append(
@@ -152,7 +153,7 @@ def _live_client_limits(snap: Snapshot) -> list[Finding]:
                 )
             )
         per_process = math.ceil(routed[host.name] / host.processes)
-        pool = int(state.config.get("default_pool_size", "0") or 0)
+        pool = as_int(state.config.get("default_pool_size"))
         if state.config.get("pool_mode") == PoolMode.SESSION.value and 0 < pool < per_process:
             out.append(
                 Finding(
@@ -167,7 +168,7 @@ def _live_client_limits(snap: Snapshot) -> list[Finding]:
                 )
             )
         if state.fd_limit is not None:
-            need_fd = max_client + host.pools * (pool + int(state.config.get("reserve_pool_size", "0") or 0))
+            need_fd = max_client + host.pools * (pool + as_int(state.config.get("reserve_pool_size")))
             if state.fd_limit < need_fd:
                 out.append(
                     Finding(

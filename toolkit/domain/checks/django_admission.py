@@ -13,6 +13,7 @@ from __future__ import annotations
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.models import AppNode, ServerKind
+from toolkit.domain.numbers import as_int
 from toolkit.domain.snapshot import Snapshot
 
 ID = "django.asgi_without_admission_bound"
@@ -33,13 +34,7 @@ def bounded(middleware: tuple[str, ...]) -> bool:
 
 
 def _slots(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
+    return None if isinstance(value, float) else as_int(value, None)
 
 
 def findings(snapshot: Snapshot) -> list[Finding]:

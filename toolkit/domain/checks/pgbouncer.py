@@ -9,6 +9,7 @@ from toolkit.domain import versions
 from toolkit.domain.checks import pgbouncer_peers
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
+from toolkit.domain.numbers import as_int
 from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS
 from toolkit.domain.snapshot import PgBouncerState, Snapshot
 
@@ -70,8 +71,8 @@ def _holders(state: PgBouncerState, database: str, user: str) -> list[str]:
 def _waiting(state: PgBouncerState) -> list[Finding]:
     out: list[Finding] = []
     sizes = {
-        str(d.get("name")): int(d.get("pool_size") or 0)
-        + int(d.get("reserve_pool") or d.get("reserve_pool_size") or 0)
+        str(d.get("name")): as_int(d.get("pool_size"))
+        + as_int(d.get("reserve_pool") or d.get("reserve_pool_size"))
         for d in state.databases
     }
     for pool in state.pools:
@@ -124,7 +125,7 @@ def _waiting(state: PgBouncerState) -> list[Finding]:
 
 
 def _clients(state: PgBouncerState) -> list[Finding]:
-    limit = int(state.config.get("max_client_conn", "0") or 0)
+    limit = as_int(state.config.get("max_client_conn"))
     used = sum(1 for c in state.clients if c.database != "pgbouncer")
     if not limit or used < limit * CLIENTS_WARNING:
         return []

@@ -6,10 +6,9 @@ server's remote_pid; that server's link is a client's ptr; the client's address 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
+from toolkit.domain.numbers import as_int
 from toolkit.domain.snapshot import Backend, Snapshot
 
 AREA = "postgres"
@@ -207,9 +206,9 @@ def attribution(snap: Snapshot) -> dict[int, dict[str, str]]:
 
 def _slots(snap: Snapshot, target: str, clients: list[Backend]) -> list[Finding]:
     settings = snap.postgres.settings if snap.postgres else {}
-    total = int(settings.get("max_connections", "0") or 0)
-    reserved = int(settings.get("superuser_reserved_connections", "0") or 0)
-    reserved += int(settings.get("reserved_connections", "0") or 0)
+    total = as_int(settings.get("max_connections"))
+    reserved = as_int(settings.get("superuser_reserved_connections"))
+    reserved += as_int(settings.get("reserved_connections"))
     usable = total - reserved
     if usable <= 0 or len(clients) < usable * SLOTS_WARNING:
         return []
@@ -255,13 +254,6 @@ def _bypass(snap: Snapshot, target: str, clients: list[Backend]) -> list[Finding
     ]
 
 
-def _int_setting(settings: Mapping[str, str], name: str) -> int | None:
-    try:
-        return int(settings[name])
-    except (KeyError, ValueError):
-        return None
-
-
 def drift(snap: Snapshot, target: str) -> list[Finding]:
     """The live max_connections and reserved slots against the inventory the plan was sized from.
 
@@ -272,7 +264,7 @@ def drift(snap: Snapshot, target: str) -> list[Finding]:
         return []
     settings = snap.postgres.settings
     db = snap.topology.database
-    live_max = _int_setting(settings, "max_connections")
+    live_max = as_int(settings.get("max_connections"), None)
     if live_max is None:
         return []
     out: list[Finding] = []
@@ -294,12 +286,10 @@ def drift(snap: Snapshot, target: str) -> list[Finding]:
                 f"re-deploy so the pools are re-sized, or set the server back to {db.max_connections}",
             )
         )
-    live_su = _int_setting(settings, "superuser_reserved_connections")
+    live_su = as_int(settings.get("superuser_reserved_connections"), None)
     live_su = db.superuser_reserved_connections if live_su is None else live_su
     # reserved_connections exists from PostgreSQL 16; on RDS/Aurora its own slots add to it.
-    live_reserved = (_int_setting(settings, "reserved_connections") or 0) + (
-        _int_setting(settings, RDS_RESERVED) or 0
-    )
+    live_reserved = as_int(settings.get("reserved_connections")) + as_int(settings.get(RDS_RESERVED))
     inv_su, inv_reserved = db.superuser_reserved_connections, db.reserved_connections
     if (live_su, live_reserved) == (inv_su, inv_reserved):
         return out

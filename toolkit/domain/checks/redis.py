@@ -6,6 +6,7 @@ from toolkit.domain import versions
 from toolkit.domain.checks.base import CheckInfo, unreachable
 from toolkit.domain.findings import Finding, Severity
 from toolkit.domain.models import RedisProfile
+from toolkit.domain.numbers import as_int
 from toolkit.domain.plan import RedisPlan
 from toolkit.domain.snapshot import RedisState, Snapshot
 
@@ -108,13 +109,6 @@ def _version(state: RedisState, rules: str | None, acknowledged: frozenset[str])
     ]
 
 
-def _int(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
 def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) -> list[Finding]:
     target = f"redis@{state.address}"
     info, config = state.info, state.config
@@ -139,7 +133,7 @@ def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) ->
             "turn the default user off (redis role: ACL users)",
         )
     policy = config.get("maxmemory-policy", "")
-    if _int(config.get("maxmemory")) == 0:
+    if as_int(config.get("maxmemory")) == 0:
         add(
             "maxmemory_unset",
             Severity.WARNING,
@@ -165,7 +159,7 @@ def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) ->
             "use noeviction for a broker",
         )
     demand = planned.client_demand if planned else 0
-    maxclients = _int(config.get("maxclients"))
+    maxclients = as_int(config.get("maxclients"))
     if demand and maxclients and maxclients < demand:
         add(
             "maxclients_below_demand",
@@ -175,28 +169,28 @@ def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) ->
             "re-deploy with the planned maxclients",
             "redis-raise-maxclients",
         )
-    rejected = _int(info.get("rejected_connections"))
+    rejected = as_int(info.get("rejected_connections"))
     if rejected:
         add(
             "rejected_connections",
             Severity.WARNING,
             f"{rejected} connection(s) refused at maxclients {maxclients}",
-            {"rejected_connections": rejected, "connected_clients": _int(info.get("connected_clients"))},
+            {"rejected_connections": rejected, "connected_clients": as_int(info.get("connected_clients"))},
             "look for a client leak; check maxclients against the plan",
             "redis-kill-idle-clients",
         )
-    evicted = _int(info.get("evicted_keys"))
+    evicted = as_int(info.get("evicted_keys"))
     if evicted:
         sev = Severity.CRITICAL if profile is RedisProfile.BROKER else Severity.WARNING
         add(
             "evictions",
             sev,
             f"{evicted} key(s) evicted since start: memory is full",
-            {"evicted_keys": evicted, "used_memory": _int(info.get("used_memory"))},
+            {"evicted_keys": evicted, "used_memory": as_int(info.get("used_memory"))},
             "raise maxmemory, or give keys shorter TTLs",
             "cache-flush-namespace",
         )
-    hits, misses = _int(info.get("keyspace_hits")), _int(info.get("keyspace_misses"))
+    hits, misses = as_int(info.get("keyspace_hits")), as_int(info.get("keyspace_misses"))
     lookups = hits + misses
     if (
         profile is RedisProfile.CACHE

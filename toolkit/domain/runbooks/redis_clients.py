@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from toolkit.domain.errors import RefusedError
+from toolkit.domain.numbers import as_int
 from toolkit.domain.runbooks.base import Action, RunbookPlan
 
 RESERVED_FDS = 32  # CONFIG_MIN_RESERVED_FDS in Redis's server.h (as toolkit.domain.sizing)
@@ -51,8 +52,7 @@ class RedisClient:
         """
 
         def number(key: str) -> int:
-            value = str(fields.get(key, "0") or "0")
-            return int(value) if value.isascii() and value.isdigit() else 0
+            return max(0, as_int(fields.get(key)))  # CLIENT LIST's -1 means "none" (multi=-1)
 
         return cls(
             number("id"),

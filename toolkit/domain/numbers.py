@@ -1,0 +1,45 @@
+"""The one coercion of a live value to an integer: SHOW rows, SHOW CONFIG, INFO, pg_settings, CLIENT LIST.
+
+Drivers hand these over as ints or as text (PgBouncer's admin console, pg_settings' ``setting``,
+redis-py's parsed INFO, CLIENT LIST fields). A value that is not an integer (missing, empty, a
+word, a fraction) gives ``default``: 0 where a count is summed, None where "not set" must differ
+from 0. Inventory input is not coerced here: :func:`toolkit.domain.validate.to_int` refuses bad
+values instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import overload
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+@overload
+def as_int(value: object) -> int: ...
+@overload
+def as_int(value: object, default: int) -> int: ...
+@overload
+def as_int(value: object, default: None) -> int | None: ...
+
+
+def as_int(value: object, default: int | None = 0) -> int | None:
+    """``value`` as an int (an int, an integral float, ASCII digits with an optional sign), else ``default``.
+
+    >>> as_int("42"), as_int(" 7 "), as_int(3), as_int(2.0), as_int("-1")
+    (42, 7, 3, 2, -1)
+    >>> as_int(None), as_int(""), as_int("1.5"), as_int("١٢"), as_int(True), as_int("n/a", None)
+    (0, 0, 0, 0, 0, None)
+    """
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else default
+    if isinstance(value, str | bytes):
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        text = text.strip()
+        return int(text) if _INTEGER.fullmatch(text) else default
+    return default
