@@ -173,8 +173,8 @@ def admin_sessions() -> dict[str, int]:
     for host, address, number in processes():
         target = pgbouncer.AdminTarget(address, 6432, ADMIN_USER, password, host, number)
         with pgbouncer.AdminConsole(target, 5.0) as console:
-            row = next(r for r in console.rows("SHOW STATS") if r.get("database") == "pgbouncer")
-        out[f"{host} process {number or 1}"] = int(row.get("total_xact_count") or 0)
+            row = next(r for r in console.stats() if r.database == "pgbouncer")
+        out[f"{host} process {number or 1}"] = row.total_xact_count
     return out
 
 

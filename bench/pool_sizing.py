@@ -245,13 +245,13 @@ def run_single(lab: BenchLab, cfg: Config, load: Load, args: argparse.Namespace,
         with load.ready(lab, port, cfg, args, tag) as go:
             if bouncers:
                 with bouncers[0].admin() as console:
-                    stats0 = console.rows("SHOW STATS")
+                    stats0 = console.stats()
             started = time.monotonic()
             out = go()
             elapsed = time.monotonic() - started
             if bouncers:
                 with bouncers[0].admin() as console:
-                    stats1 = console.rows("SHOW STATS")
+                    stats1 = console.stats()
     finally:
         lab.stop(bouncers)
     out.update({"backends_before": before, "loadavg_1m_before": loadavg, "port": port})

@@ -17,38 +17,28 @@ from tests.cli.streams import without_inventory_line
 from toolkit.adapters import pgbench, pgbouncer
 from toolkit.cli.app import main
 from toolkit.cli.calibrate import sample
+from toolkit.domain.pgbouncer_rows import StatsRow
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = str(ROOT / "tests" / "fixtures" / "inventories" / "small.yml")
 
 
-def stats(xacts: int, queries: int, xact_us: int, query_us: int) -> list[dict[str, Any]]:
+def stats(xacts: int, queries: int, xact_us: int, query_us: int) -> tuple[StatsRow, ...]:
     """SHOW STATS of a PgBouncer with one pool, app, and the admin pseudo-database."""
-    return [
-        {"database": "pgbouncer", "total_xact_count": xacts, "total_query_count": xacts},
-        {
-            "database": "app",
-            "total_xact_count": xacts,
-            "total_query_count": queries,
-            "total_xact_time": xact_us,
-            "total_query_time": query_us,
-            "avg_xact_time": 1,
-        },
-    ]
+    return (StatsRow("pgbouncer", xacts, xacts, 0, 0), StatsRow("app", xacts, queries, xact_us, query_us))
 
 
 class FakeConsole:
     """Answers SHOW STATS from a script of samples; records that it was closed."""
 
-    script: ClassVar[list[list[dict[str, Any]]]] = []
+    script: ClassVar[list[tuple[StatsRow, ...]]] = []
     closed = 0
 
     def __init__(self, target: pgbouncer.AdminTarget, timeout: float = 5.0) -> None:
         self.target = target
-        self._samples: Iterator[list[dict[str, Any]]] = iter(FakeConsole.script)
+        self._samples: Iterator[tuple[StatsRow, ...]] = iter(FakeConsole.script)
 
-    def rows(self, command: str) -> list[dict[str, Any]]:
-        assert command == "SHOW STATS"
+    def stats(self) -> tuple[StatsRow, ...]:
         return next(self._samples)
 
     def close(self) -> None:

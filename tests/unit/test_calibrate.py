@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from toolkit.domain import pgbouncer_rows as show
 from toolkit.domain.calibrate import (
     PoolMeasure,
     database_hold_factor,
@@ -19,12 +20,13 @@ from toolkit.domain.calibrate import (
 )
 from toolkit.domain.errors import SizingError
 from toolkit.domain.models import AppNode, DatabaseCapacity, PgBouncerHost, Topology
+from toolkit.domain.pgbouncer_rows import StatsRow, Version
 from toolkit.domain.sizing import plan
 
 
-def row(db: str, xacts: int, queries: int, xact_us: int, query_us: int, **extra: Any) -> dict[str, Any]:
+def row(db: str, xacts: int, queries: int, xact_us: int, query_us: int, **extra: Any) -> StatsRow:
     """One SHOW STATS row with the 1.18 column names (and the avg_* columns, which are ignored)."""
-    return {
+    columns = {
         "database": db,
         "total_xact_count": xacts,
         "total_query_count": queries,
@@ -37,6 +39,8 @@ def row(db: str, xacts: int, queries: int, xact_us: int, query_us: int, **extra:
         "avg_query_time": 999,
         **extra,
     }
+    (parsed,) = show.stats(list(columns), [list(columns.values())], Version(1, 18, 0))
+    return parsed
 
 
 # (case, before, after, window, rate, avg_xact_ms, avg_query_ms, queries_per_xact, hold, in_use)
@@ -102,9 +106,8 @@ def test_new_pool_is_measured_from_zero_and_admin_db_is_skipped() -> None:
     assert (m.database, m.xacts, m.hold_factor) == ("new", 10, 2.0)
 
 
-def test_missing_columns_count_as_zero_and_unknown_columns_are_ignored() -> None:
-    after = {"database": "app", "total_xact_count": 4, "total_xact_time": 8000, "total_new_thing": 1}
-    (m,) = measure("pgb1", [], [after], 1.0)
+def test_unknown_columns_are_ignored_and_no_query_time_gives_no_factor() -> None:
+    (m,) = measure("pgb1", [], [row("app", 4, 0, 8000, 0, total_new_thing=1)], 1.0)
     assert m.status == "ok" and m.queries == 0 and m.hold_factor is None
 
 

@@ -8,13 +8,13 @@ import pytest
 
 from tests.unit import snapshots as s
 from toolkit.adapters.pgbouncer import admin_command, quote_ident, quote_literal, set_command
+from toolkit.domain import pgbouncer_rows as show
 from toolkit.domain.errors import RefusedError
+from toolkit.domain.pgbouncer_rows import DatabaseRow
 from toolkit.domain.runbooks.base import RunbookUsageError
 from toolkit.domain.runbooks.pgbouncer import (
-    DatabaseFlags,
     check_database,
     config_diff,
-    database_flags,
     long_transactions,
     parse_ini,
     plan_database_command,
@@ -80,21 +80,17 @@ def test_long_transactions_skip_superusers_other_databases_and_non_clients() -> 
 
 
 def test_flags_are_read_by_column_name_whatever_the_order_or_extra_columns() -> None:
-    rows = [
-        {"disabled": 0, "name": "app", "reserve_pool_size": 5, "paused": "1"},
-        {"name": "shop", "paused": 0, "disabled": 1, "new_column": "x"},
-        {"name": "old"},  # a version without the columns
-    ]
-    flags = database_flags(rows)
-    assert flags["app"] == DatabaseFlags("app", True, False)
-    assert flags["shop"] == DatabaseFlags("shop", False, True)
-    assert flags["old"] == DatabaseFlags("old", False, False)
+    names = ["disabled", "new_column", "name", "pool_size", "reserve_pool_size", "paused"]
+    rows = [[0, "x", "app", 20, 5, "1"], [1, None, "shop", 10, 0, 0]]
+    flags = show.by_name(show.databases(names, rows, show.Version(1, 24, 1)))
+    assert (flags["app"].paused, flags["app"].disabled, flags["app"].reserve_pool_size) == (True, False, 5)
+    assert (flags["shop"].paused, flags["shop"].disabled) == (False, True)
 
 
 def test_resume_plans_only_where_something_is_paused() -> None:
     flags = {
-        PGB: {"app": DatabaseFlags("app", True, False)},
-        "pgbouncer@10.0.0.6:6432": {"app": DatabaseFlags("app", False, False)},
+        PGB: {"app": DatabaseRow("app", paused=True)},
+        "pgbouncer@10.0.0.6:6432": {"app": DatabaseRow("app")},
     }
     (action,) = plan_resume(flags, database=None, timeout=5).actions
     assert action.target == PGB

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolkit.domain.errors import UnreachableError
+from toolkit.domain.pgbouncer_rows import ConfigEntry, DatabaseRow
 
 # Debian installs pgbench outside PATH, under the server version's bin directory.
 DEBIAN_BIN = Path("/usr/lib/postgresql")
@@ -270,17 +271,16 @@ def dataset_scale(endpoint: Endpoint, env: Mapping[str, str], timeout: float = 5
 class PoolConsole(Protocol):
     """What a sweep needs of a PgBouncer admin console."""
 
-    def rows(self, command: str) -> list[dict[str, Any]]: ...
+    def config(self) -> Mapping[str, ConfigEntry]: ...
 
-    def command(self, command: str) -> None: ...
+    def databases(self) -> tuple[DatabaseRow, ...]: ...
+
+    def set(self, key: str, value: object) -> None: ...
 
 
 def live_pool_size(console: PoolConsole, database: str) -> int | None:
     """The pool size SHOW DATABASES reports for ``database`` (None if PgBouncer does not serve it)."""
-    for row in console.rows("SHOW DATABASES"):
-        if row.get("name") == database:
-            return int(row.get("pool_size") or 0)
-    return None
+    return next((r.pool_size for r in console.databases() if r.name == database), None)
 
 
 @dataclass(frozen=True)
@@ -315,9 +315,7 @@ def sweep(
     a size that SHOW DATABASES does not report back (the database pins its own pool_size in
     [databases]) stops the sweep with a PgbenchError.
     """
-    original = int(
-        next(r["value"] for r in console.rows("SHOW CONFIG") if r.get("key") == "default_pool_size")
-    )
+    original = int(console.config()["default_pool_size"].value)
     points: list[SweepPoint] = []
     with tempfile.TemporaryDirectory(prefix="toolkit-sweep-") as tmp:
         script_path = None
@@ -326,7 +324,7 @@ def sweep(
             script_path.write_text(script)
         try:
             for size in sizes:
-                console.command(f"SET default_pool_size = {int(size)}")
+                console.set("default_pool_size", int(size))
                 live = live_pool_size(console, endpoint.dbname)
                 if live != size:
                     raise PgbenchError(
@@ -351,5 +349,5 @@ def sweep(
                 if progress is not None:
                     progress(point)
         finally:
-            console.command(f"SET default_pool_size = {original}")
+            console.set("default_pool_size", original)
     return original, points

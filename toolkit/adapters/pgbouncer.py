@@ -8,18 +8,47 @@ it and the console answers "extended query protocol not supported by admin conso
 
 from __future__ import annotations
 
-import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from toolkit.adapters.errors import TargetError
+from toolkit.domain import pgbouncer_rows as show
+from toolkit.domain.pgbouncer_rows import (
+    ClientConn,
+    ConfigEntry,
+    DatabaseRow,
+    PoolState,
+    StatsRow,
+    Version,
+)
 from toolkit.domain.runbooks.processes import process_number
-from toolkit.domain.snapshot import ClientConn, PgBouncerState, PoolState
+from toolkit.domain.snapshot import PgBouncerState
+
+T = TypeVar("T")
+# The row types are re-exported: callers take the gateway and its rows from here.
+__all__ = [
+    "ADMIN_VERBS",
+    "PROCESS_TRIES",
+    "AdminConsole",
+    "AdminTarget",
+    "ClientConn",
+    "ConfigEntry",
+    "DatabaseRow",
+    "PoolState",
+    "StatsRow",
+    "Version",
+    "admin_command",
+    "quote_ident",
+    "quote_literal",
+    "read_links",
+    "read_state",
+    "set_command",
+]
 
 # Admin commands that take a database (or, for SET, a setting) name. Every such name is sent quoted:
 # PgBouncer's console grammar (src/admin.c: WORD is "..." with "" for a quote, or [0-9a-z_]+) unquotes
@@ -94,38 +123,6 @@ class AdminTarget:
         return f"{where} process {self.process}" if self.process else where
 
 
-@dataclass(frozen=True)
-class ConfigEntry:
-    """One row of SHOW CONFIG."""
-
-    key: str
-    value: str
-    default: str | None
-    changeable: bool
-
-
-@dataclass(frozen=True)
-class Version:
-    """PgBouncer's version, from SHOW VERSION ("PgBouncer 1.18.0")."""
-
-    major: int
-    minor: int
-    patch: int
-    text: str
-
-    @classmethod
-    def parse(cls, text: str) -> Version:
-        """Parse SHOW VERSION's text.
-
-        >>> Version.parse("PgBouncer 1.18.0").minor
-        18
-        """
-        m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
-        if not m:
-            raise ValueError(f"unrecognised PgBouncer version {text!r}")
-        return cls(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), text)
-
-
 # Connections tried to reach one process of several sharing a port: the kernel picks the process per
 # connection, so with two processes 40 tries all miss one with a chance of 2**-40.
 PROCESS_TRIES = 40
@@ -137,6 +134,7 @@ class AdminConsole:
     def __init__(self, target: AdminTarget, timeout: float = 5.0) -> None:
         self.target = target
         self.timeout = timeout
+        self._version: Version | None = None
         self._conn = self._connect()
         if not target.process:
             return
@@ -197,15 +195,18 @@ class AdminConsole:
             finally:
                 sock.detach()  # the descriptor stays libpq's to close
 
-    def rows(self, command: str) -> list[dict[str, Any]]:
-        """Run a SHOW command and return its rows as dicts keyed by column name."""
+    def _result(self, command: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         try:
             with self._conn.cursor() as cur:
                 cur.execute(command)
-                names = [d.name for d in cur.description or ()]
-                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+                return [d.name for d in cur.description or ()], cur.fetchall()
         except psycopg.Error as exc:
             raise TargetError.from_exception(self.target.label, command, exc, self.timeout) from None
+
+    def rows(self, command: str) -> list[dict[str, Any]]:
+        """Run a SHOW command and return its raw rows as dicts by column name (for snapshot files)."""
+        names, rows = self._result(command)
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def command(self, command: str) -> None:
         """Run a console command that returns no rows (RELOAD, PAUSE, RESUME, SET ...)."""
@@ -215,64 +216,88 @@ class AdminConsole:
         except psycopg.Error as exc:
             raise TargetError.from_exception(self.target.label, command, exc, self.timeout) from None
 
+    def _typed(self, command: str, parse: Callable[[Sequence[str], Sequence[Any], Version], T]) -> T:
+        version = self.version()
+        names, rows = self._result(f"SHOW {command}")
+        try:
+            return parse(names, rows, version)
+        except ValueError as exc:
+            raise TargetError(
+                self.target.label, f"SHOW {command}", str(exc), "the toolkit reads PgBouncer 1.18 and newer"
+            ) from None
+
     def version(self) -> Version:
-        """SHOW VERSION, parsed."""
-        rows = self.rows("SHOW VERSION")
-        return Version.parse(str(next(iter(rows[0].values()))) if rows else "")
+        """SHOW VERSION, parsed; read once per session (the other SHOW columns depend on it)."""
+        if self._version is None:
+            self._version = show.version(self._result("SHOW VERSION")[1])
+        return self._version
 
     def config(self) -> Mapping[str, ConfigEntry]:
-        """SHOW CONFIG as entries by key; columns read by name (older versions lack some)."""
-        out = {}
-        for row in self.rows("SHOW CONFIG"):
-            changeable = str(row.get("changeable", "yes")).lower() in {"yes", "true", "t"}
-            default = row.get("default")
-            key = str(row["key"])
-            out[key] = ConfigEntry(
-                key, str(row["value"]), None if default is None else str(default), changeable
-            )
-        return out
+        """SHOW CONFIG as entries by key."""
+        return self._typed("CONFIG", show.config)
 
+    def pools(self) -> tuple[PoolState, ...]:
+        """SHOW POOLS."""
+        return self._typed("POOLS", show.pools)
 
-def _int(row: Mapping[str, Any], key: str) -> int:
-    value = row.get(key)
-    return int(value) if value not in (None, "") else 0
+    def databases(self) -> tuple[DatabaseRow, ...]:
+        """SHOW DATABASES."""
+        return self._typed("DATABASES", show.databases)
 
+    def stats(self) -> tuple[StatsRow, ...]:
+        """SHOW STATS."""
+        return self._typed("STATS", show.stats)
 
-def _pool(row: Mapping[str, Any]) -> PoolState:
-    return PoolState(
-        database=str(row.get("database", "")),
-        user=str(row.get("user", "")),
-        cl_active=_int(row, "cl_active"),
-        cl_waiting=_int(row, "cl_waiting"),
-        sv_active=_int(row, "sv_active"),
-        sv_idle=_int(row, "sv_idle"),
-        sv_used=_int(row, "sv_used"),
-        maxwait_seconds=_int(row, "maxwait") + _int(row, "maxwait_us") / 1e6,
-        pool_mode=str(row.get("pool_mode") or ""),
-    )
+    def clients(self) -> tuple[ClientConn, ...]:
+        """SHOW CLIENTS."""
+        return self._typed("CLIENTS", show.clients)
 
+    def servers(self) -> tuple[ClientConn, ...]:
+        """SHOW SERVERS."""
+        return self._typed("SERVERS", show.servers)
 
-def _conn(row: Mapping[str, Any]) -> ClientConn:
-    return ClientConn(
-        type=str(row.get("type", "")),
-        user=str(row.get("user", "")),
-        database=str(row.get("database", "")),
-        state=str(row.get("state", "")),
-        addr=str(row.get("addr") or ""),
-        port=_int(row, "port"),
-        ptr=str(row.get("ptr") or ""),
-        link=str(row.get("link") or ""),
-        remote_pid=_int(row, "remote_pid"),
-        application_name=str(row.get("application_name") or ""),
-    )
+    def lists(self) -> dict[str, int]:
+        """SHOW LISTS as counts by list name."""
+        return show.lists(*self._result("SHOW LISTS"))
+
+    # Commands. Every name is quoted here (admin_command, set_command), never by the caller.
+    def pause(self, database: str | None = None) -> None:
+        """PAUSE one database, or the whole pooler."""
+        self.command(admin_command("PAUSE", database))
+
+    def resume(self, database: str | None = None) -> None:
+        """RESUME one database, or the whole pooler."""
+        self.command(admin_command("RESUME", database))
+
+    def kill(self, database: str) -> None:
+        """KILL one database's client connections (it stays paused until RESUME)."""
+        self.command(admin_command("KILL", database))
+
+    def reconnect(self, database: str | None = None) -> None:
+        """RECONNECT one database's server connections, or every database's."""
+        self.command(admin_command("RECONNECT", database))
+
+    def disable(self, database: str) -> None:
+        """DISABLE one database: new clients are refused."""
+        self.command(admin_command("DISABLE", database))
+
+    def enable(self, database: str) -> None:
+        """ENABLE one database."""
+        self.command(admin_command("ENABLE", database))
+
+    def set(self, key: str, value: object) -> None:
+        """SET one setting live (RELOAD reverts it to the file's value)."""
+        self.command(set_command(key, value))
+
+    def reload(self) -> None:
+        """RELOAD the config file."""
+        self.command("RELOAD")
 
 
 def read_links(target: AdminTarget, timeout: float) -> tuple[tuple[ClientConn, ...], tuple[ClientConn, ...]]:
     """SHOW CLIENTS and SHOW SERVERS of one process, on one session (their ptr and link agree)."""
     with AdminConsole(target, timeout) as console:
-        clients = tuple(_conn(r) for r in console.rows("SHOW CLIENTS"))
-        servers = tuple(_conn(r) for r in console.rows("SHOW SERVERS"))
-    return clients, servers
+        return console.clients(), console.servers()
 
 
 def read_state(target: AdminTarget, timeout: float) -> PgBouncerState:
@@ -280,12 +305,13 @@ def read_state(target: AdminTarget, timeout: float) -> PgBouncerState:
     with AdminConsole(target, timeout) as console:
         version = console.version()
         config = {k: e.value for k, e in console.config().items()}
-        pools = tuple(_pool(r) for r in console.rows("SHOW POOLS"))
-        databases = tuple(console.rows("SHOW DATABASES"))
-        clients = tuple(_conn(r) for r in console.rows("SHOW CLIENTS"))
-        servers = tuple(_conn(r) for r in console.rows("SHOW SERVERS"))
-        stats = tuple(console.rows("SHOW STATS"))
-        lists = {str(r.get("list")): _int(r, "items") for r in console.rows("SHOW LISTS")}
+        pools = console.pools()
+        # The checks read these two as mappings of the rows' fields (version-free names).
+        databases = tuple(show.to_dict(r) for r in console.databases())
+        clients = console.clients()
+        servers = console.servers()
+        stats = tuple(show.to_dict(r) for r in console.stats())
+        lists = console.lists()
     return PgBouncerState(
         host=target.name or target.host,
         address=f"{target.host}:{target.port}",

@@ -26,6 +26,7 @@ from toolkit.domain.calibrate import (
     values_for_pool,
 )
 from toolkit.domain.errors import UsageError
+from toolkit.domain.pgbouncer_rows import StatsRow
 from toolkit.domain.sizing import plan
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def calibrate_command(
 class _StatsSource(Protocol):
     target: AdminTarget
 
-    def rows(self, command: str) -> list[dict[str, Any]]: ...
+    def stats(self) -> tuple[StatsRow, ...]: ...
 
 
 def sample(
@@ -156,11 +157,11 @@ def sample(
     clock: Callable[[], float] = time.monotonic,
 ) -> list[PoolMeasure]:
     """SHOW STATS on every console, ``window`` seconds apart; each host's window is its own elapsed time."""
-    first = [(c.rows("SHOW STATS"), clock()) for c in consoles]
+    first = [(c.stats(), clock()) for c in consoles]
     sleep(window)
     measures: list[PoolMeasure] = []
     for console, (before, started) in zip(consoles, first, strict=True):
-        after = console.rows("SHOW STATS")
+        after = console.stats()
         name = console.target.name or console.target.label
         measures += measure(name, before, after, clock() - started)
     return measures

@@ -18,10 +18,8 @@ The hold factor of the whole database, used by the sizing (``database_hold_facto
 pool by its traffic: ``ΣΔxact_time / ΣΔquery_time``. Autocommit statements count as transactions of one
 query, so they pull the factor towards 1.
 
->>> before = [{"database": "app", "total_xact_count": 1000, "total_query_count": 5000,
-...            "total_xact_time": 4_000_000, "total_query_time": 1_000_000}]
->>> after = [{"database": "app", "total_xact_count": 1300, "total_query_count": 6500,
-...           "total_xact_time": 5_200_000, "total_query_time": 1_300_000}]
+>>> before = [StatsRow("app", 1000, 5000, 4_000_000, 1_000_000)]
+>>> after = [StatsRow("app", 1300, 6500, 5_200_000, 1_300_000)]
 >>> (m,) = measure("pgb", before, after, 3.0)
 >>> m.xact_rate, m.avg_xact_ms, m.avg_query_ms, m.queries_per_xact
 (100.0, 4.0, 0.2, 5.0)
@@ -36,9 +34,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from toolkit.domain.models import Topology
+from toolkit.domain.pgbouncer_rows import StatsRow
 from toolkit.domain.plan import Plan
 from toolkit.domain.sizing import plan
 
@@ -47,33 +45,6 @@ ADMIN_DATABASE = "pgbouncer"
 # A measured factor below 1 is noise (a transaction cannot hold a connection for less time than its
 # queries run); the sizing is never given less than this.
 MIN_HOLD_FACTOR = 1.0
-
-
-@dataclass(frozen=True)
-class StatSample:
-    """The counters of one SHOW STATS row (times in microseconds)."""
-
-    database: str
-    xact_count: int
-    query_count: int
-    xact_time_us: int
-    query_time_us: int
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> StatSample:
-        """Read a SHOW STATS row by column name (1.18 names; absent columns count as 0)."""
-
-        def num(key: str) -> int:
-            value = row.get(key)
-            return int(value) if value not in (None, "") else 0
-
-        return cls(
-            str(row.get("database", "")),
-            num("total_xact_count"),
-            num("total_query_count"),
-            num("total_xact_time"),
-            num("total_query_time"),
-        )
 
 
 @dataclass(frozen=True)
@@ -133,8 +104,8 @@ class PoolMeasure:
 
 def measure(
     host: str,
-    before: Iterable[Mapping[str, Any]],
-    after: Iterable[Mapping[str, Any]],
+    before: Iterable[StatsRow],
+    after: Iterable[StatsRow],
     window_s: float,
 ) -> tuple[PoolMeasure, ...]:
     """Per pool of ``host``, what happened between two SHOW STATS samples ``window_s`` apart.
@@ -142,26 +113,25 @@ def measure(
     A pool that appears only in the second sample is measured from zero. Counters that went down
     (PgBouncer restarted between the samples) give a ``reset`` pool, never negative figures.
 
-    >>> row = {"database": "app", "total_xact_count": 5, "total_query_count": 5,
-    ...        "total_xact_time": 10, "total_query_time": 10}
+    >>> row = StatsRow("app", 5, 5, 10, 10)
     >>> measure("pgb", [row], [row], 2.0)[0].note
     'no transactions in the window'
-    >>> measure("pgb", [row], [{**row, "total_xact_count": 1}], 2.0)[0].status
+    >>> measure("pgb", [row], [replace(row, total_xact_count=1)], 2.0)[0].status
     'reset'
     """
     if window_s <= 0:
         raise ValueError("the window must be above 0 seconds")
-    first = {s.database: s for s in map(StatSample.from_row, before)}
+    first = {s.database: s for s in before}
     out: list[PoolMeasure] = []
-    for b in map(StatSample.from_row, after):
+    for b in after:
         if b.database == ADMIN_DATABASE:
             continue
-        a = first.get(b.database, StatSample(b.database, 0, 0, 0, 0))
+        a = first.get(b.database, StatsRow(b.database, 0, 0, 0, 0))
         deltas = (
-            b.xact_count - a.xact_count,
-            b.query_count - a.query_count,
-            b.xact_time_us - a.xact_time_us,
-            b.query_time_us - a.query_time_us,
+            b.total_xact_count - a.total_xact_count,
+            b.total_query_count - a.total_query_count,
+            b.total_xact_time - a.total_xact_time,
+            b.total_query_time - a.total_query_time,
         )
         if min(deltas) < 0:
             out.append(PoolMeasure(host, b.database, window_s, "reset"))

@@ -12,7 +12,21 @@ from typing import Any
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.errors import SizingError
 from toolkit.domain.models import Topology
+
+# SHOW POOLS and SHOW CLIENTS/SERVERS rows live beside their parser; re-exported here.
+from toolkit.domain.pgbouncer_rows import ClientConn, PoolState
 from toolkit.domain.plan import Plan
+
+__all__ = [
+    "Backend",
+    "ClientConn",
+    "PgBouncerState",
+    "PoolState",
+    "PostgresState",
+    "RedisState",
+    "Snapshot",
+    "TargetStatus",
+]
 
 
 @dataclass(frozen=True)
@@ -26,37 +40,6 @@ class TargetStatus:
     elapsed: float = 0.0
     cause: str | None = None  # refused, timed out, authentication failed, host name does not resolve ...
     error: str | None = None  # the one-line message
-
-
-@dataclass(frozen=True)
-class PoolState:
-    """One row of SHOW POOLS."""
-
-    database: str
-    user: str
-    cl_active: int
-    cl_waiting: int
-    sv_active: int
-    sv_idle: int
-    sv_used: int
-    maxwait_seconds: float
-    pool_mode: str
-
-
-@dataclass(frozen=True)
-class ClientConn:
-    """One row of SHOW CLIENTS or SHOW SERVERS (the columns attribution needs)."""
-
-    type: str
-    user: str
-    database: str
-    state: str
-    addr: str
-    port: int
-    ptr: str
-    link: str
-    remote_pid: int
-    application_name: str
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from toolkit.adapters.deadline import Job
 from toolkit.adapters.deadline import run as run_all
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget, admin_command
+from toolkit.domain.pgbouncer_rows import DatabaseRow
 from toolkit.domain.runbooks.base import RunbookUsageError
-from toolkit.domain.runbooks.pgbouncer import ADMIN_DATABASE, DatabaseFlags, database_flags
+from toolkit.domain.runbooks.pgbouncer import ADMIN_DATABASE
 from toolkit.domain.runbooks.processes import selected_processes
 from toolkit.runbooks.base import RunContext
 
@@ -66,12 +67,10 @@ def served(ctx: RunContext) -> set[str]:
     return {d for h in ctx.topology.pgbouncers if h.name in hosts for d in h.databases}
 
 
-def flags(target: AdminTarget, timeout: float) -> dict[str, DatabaseFlags]:
-    """SHOW DATABASES as paused/disabled flags, the admin console itself left out."""
+def flags(target: AdminTarget, timeout: float) -> dict[str, DatabaseRow]:
+    """SHOW DATABASES by name (paused, disabled ...), the admin console itself left out."""
     with AdminConsole(target, timeout) as console:
-        found = database_flags(console.rows("SHOW DATABASES"))
-    found.pop(ADMIN_DATABASE, None)
-    return found
+        return {r.name: r for r in console.databases() if r.name != ADMIN_DATABASE}
 
 
 def in_parallel(
@@ -140,18 +139,10 @@ def _busy_servers(target: AdminTarget, databases: Sequence[str], within: float) 
     end = time.monotonic() + within
     with AdminConsole(target, max(within, 1.0)) as console:
         while True:
-            busy = sum(
-                _int(r.get("sv_active")) + _int(r.get("sv_tested"))
-                for r in console.rows("SHOW POOLS")
-                if r.get("database") in databases
-            )
+            busy = sum(p.sv_busy for p in console.pools() if p.database in databases)
             if busy == 0 or time.monotonic() >= end:
                 return busy
             time.sleep(0.1)
-
-
-def _int(value: object) -> int:
-    return int(str(value)) if value not in (None, "") else 0
 
 
 def resume(target: AdminTarget, databases: Sequence[str], timeout: float, whole: bool = False) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from toolkit.adapters.errors import TargetError
 from toolkit.adapters.pgbouncer import AdminTarget
+from toolkit.domain.pgbouncer_rows import DatabaseRow
 from toolkit.domain.runbooks.base import Action, RunbookInfo, RunbookPlan
-from toolkit.domain.runbooks.pgbouncer import DatabaseFlags, check_database, plan_resume
+from toolkit.domain.runbooks.pgbouncer import check_database, plan_resume
 from toolkit.runbooks import pgb
 from toolkit.runbooks.base import RunContext, RunOptions
 
@@ -22,7 +23,7 @@ INFO = RunbookInfo(
 )
 
 
-def _flags(ctx: RunContext) -> dict[str, dict[str, DatabaseFlags]]:
+def _flags(ctx: RunContext) -> dict[str, dict[str, DatabaseRow]]:
     results = pgb.in_parallel(lambda t: pgb.flags(t, ctx.timeout), pgb.admin_targets(ctx), ctx.timeout + 2)
     for _, _, error in results:
         if error is not None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import configparser
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 
 from toolkit.domain.errors import RefusedError, SizingError
 from toolkit.domain.models import Topology
+from toolkit.domain.pgbouncer_rows import DatabaseRow
 from toolkit.domain.runbooks.base import Action, RunbookPlan, RunbookUsageError
 from toolkit.domain.sizing import plan as size_plan
 from toolkit.domain.snapshot import Backend
@@ -22,32 +22,6 @@ from toolkit.domain.snapshot import Backend
 DEFAULT_PAUSE_OLDER_THAN = 10.0  # seconds: a transaction this old makes pgbouncer-pause refuse
 ADMIN_DATABASE = "pgbouncer"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.$-]*")
-
-
-@dataclass(frozen=True)
-class DatabaseFlags:
-    """One row of SHOW DATABASES, as the runbooks need it."""
-
-    name: str
-    paused: bool
-    disabled: bool
-
-
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in {"1", "t", "true", "yes"}
-
-
-def database_flags(rows: Iterable[Mapping[str, Any]]) -> dict[str, DatabaseFlags]:
-    """SHOW DATABASES rows -> flags by database name (columns ``name``, ``paused``, ``disabled``).
-
-    >>> database_flags([{"name": "app", "paused": 1, "disabled": 0, "pool_size": 20}])["app"].paused
-    True
-    """
-    out = {}
-    for row in rows:
-        name = str(row.get("name", ""))
-        out[name] = DatabaseFlags(name, _flag(row.get("paused", 0)), _flag(row.get("disabled", 0)))
-    return out
 
 
 def check_database(database: str | None, served: Collection[str], runbook: str) -> str:
@@ -144,14 +118,14 @@ def plan_pause(
 
 
 def plan_resume(
-    paused: Mapping[str, Mapping[str, DatabaseFlags]], *, database: str | None, timeout: float
+    paused: Mapping[str, Mapping[str, DatabaseRow]], *, database: str | None, timeout: float
 ) -> RunbookPlan:
     """RESUME every target where a database (or the one named) is paused, in parallel.
 
-    >>> flags = {"pgb": {"app": DatabaseFlags("app", True, False)}}
+    >>> flags = {"pgb": {"app": DatabaseRow("app", paused=True)}}
     >>> plan_resume(flags, database=None, timeout=5).actions[0].target
     'pgb'
-    >>> plan_resume({"pgb": {"app": DatabaseFlags("app", False, False)}}, database=None, timeout=5).actions
+    >>> plan_resume({"pgb": {"app": DatabaseRow("app")}}, database=None, timeout=5).actions
     ()
     """
     hit = sorted(
