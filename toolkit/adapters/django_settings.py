@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import subprocess  # for the type of a finished run
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from toolkit.adapters import ssh
+from toolkit.adapters import ssh, tool
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.django_nodes import DjangoSource
 from toolkit.domain.errors import InventoryError
@@ -59,25 +59,19 @@ def load_profile(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH", "")) if p)
     env.pop("DJANGO_SETTINGS_MODULE", None)  # the probe sets it from its argument
     try:
-        done = subprocess.run(  # noqa: S603 (fixed argv, no shell; the interpreter is the operator's)
-            [interpreter, str(PROBE), settings_module],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+        # The interpreter is the operator's; the probe reports its own failure (read by _parse).
+        done = tool.run([interpreter, str(PROBE), settings_module], timeout, env=env, check=False)
+    except tool.ToolError as exc:
+        if exc.timed_out:
+            raise _error(
+                settings_module,
+                f"importing the settings took more than {timeout:g} s; does the settings module "
+                "connect to something or wait for input at import time?",
+                node,
+            ) from None
         raise _error(
             settings_module,
-            f"importing the settings took more than {timeout:g} s; does the settings module "
-            "connect to something or wait for input at import time?",
-            node,
-        ) from None
-    except OSError as exc:
-        raise _error(
-            settings_module,
-            f"cannot run the interpreter {interpreter!r} ({exc.strerror or exc}); "
+            f"cannot run the interpreter {interpreter!r} ({exc.why}); "
             "pass the app's Python (its virtualenv's bin/python)",
             node,
         ) from None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -286,8 +285,9 @@ def _vault_hint(cause: str, vault: Vault) -> str:
 
 def _first_error(stderr: str) -> str:
     """The cause ansible-inventory gives, in one line, with the file position when it names one."""
-    lines = [re.sub(r"^\[(WARNING|ERROR)\]:\s*", "", ln.strip()) for ln in stderr.splitlines() if ln.strip()]
-    causes = [ln for ln in lines if "failed" in ln.lower() or "error" in ln.lower()]
-    cause = causes[0] if causes else (lines[-1] if lines else "no output")
+    from toolkit.adapters import tool  # noqa: PLC0415 - only on a failure: plan's start-up stays small
+
+    cause = tool.first_error_line(stderr) or "no output"
+    lines = [ln.strip() for ln in stderr.splitlines()]
     origin = next((ln.removeprefix("Origin:").strip() for ln in lines if ln.startswith("Origin:")), "")
     return f"{cause} (at {origin})" if origin else cause

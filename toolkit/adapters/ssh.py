@@ -18,12 +18,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-import subprocess
+import subprocess  # for the type of a finished run
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolkit.adapters import tool
 from toolkit.adapters.errors import TargetError
 from toolkit.domain.errors import InventoryError
 
@@ -156,8 +157,7 @@ def ssh_argv(target: SshTarget, command: Sequence[str], connect_timeout: float) 
 
 def classify(target: SshTarget, stderr: str, during: str) -> TargetError:
     """One line for ssh's own failure (exit 255) or a refused sudo, from ssh's stderr."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    text = lines[-1] if lines else "ssh exited with status 255"
+    text = tool.first_error_line(stderr) or "ssh exited with status 255"
     low = stderr.lower()
     if "permission denied" in low or "too many authentication failures" in low:
         cause, hint = "authentication failed", "check ansible_user and the key (ansible_ssh_private_key_file)"
@@ -187,20 +187,13 @@ def run(
     """
     argv = ssh_argv(target, command, min(timeout, 10.0))
     try:
-        done = subprocess.run(  # noqa: S603 - fixed argv, no local shell
-            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise TargetError(
-            target.label,
-            during,
-            f"timed out after {timeout:g} s",
-            "is the host frozen, or the program stuck?",
-        ) from None
-    except OSError as exc:
-        raise TargetError(
-            target.label, during, f"cannot run ssh ({exc.strerror or exc})", "install the OpenSSH client"
-        ) from None
+        done = tool.run(argv, timeout, stdin=stdin, check=False)
+    except tool.ToolError as exc:
+        if exc.timed_out:
+            raise TargetError(
+                target.label, during, exc.cause, "is the host frozen, or the program stuck?"
+            ) from None
+        raise TargetError(target.label, during, exc.cause, "install the OpenSSH client") from None
     if done.returncode == 255 or (done.returncode == 1 and done.stderr.lstrip().startswith("sudo:")):
         raise classify(target, done.stderr, during)
     return done
