@@ -21,7 +21,16 @@ DOMAIN = "toolkit.domain"
 TARGET = "ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils"
 OUT = Path("plugins/plugin_utils")
 # What the filters import; the modules these import in turn are added (render follows the imports).
-SEEDS = ("sizing", "inventory", "known_variables", "role_inputs", "scram", "errors")
+SEEDS = (
+    "sizing",
+    "inventory",
+    "known_variables",
+    "role_inputs",
+    "scram",
+    "errors",
+    "pgbouncer_rows",
+    "redis_config",
+)
 LINE_LENGTH = 110  # ruff's line-length (pyproject.toml): a long rewritten import is wrapped as ruff would
 
 

@@ -23,6 +23,17 @@ from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.known_var
     PREFIX_PATTERN,
     check_known_names,
 )
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.pgbouncer_rows import (
+    clients,
+    config_rows,
+    databases,
+    from_csv,
+    pools,
+    servers,
+    stats,
+    to_dict,
+)
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.redis_config import config_get
 from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.role_inputs import (
     ROLE_VARIABLES,
     check_host_inputs,
@@ -96,6 +107,45 @@ def toolkit_inventory_keys(_: Any = None) -> list[str]:
     return list(INVENTORY_KEYS)
 
 
+# SHOW commands whose psql output the roles read, and their parsers (toolkit.domain.pgbouncer_rows).
+_SHOW = {
+    "CONFIG": config_rows,
+    "DATABASES": databases,
+    "POOLS": pools,
+    "STATS": stats,
+    "CLIENTS": clients,
+    "SERVERS": servers,
+}
+
+
+def toolkit_pgbouncer_show(csv_text: str, command: str) -> list[dict[str, Any]]:
+    """Return the rows of ``SHOW <command>`` from psql's ``--csv`` output, as typed dicts.
+
+    Columns are read by name (a renamed column under either name), values typed as the toolkit's
+    rows type them: ``{"name": "app", "pool_size": 20, "paused": False, ...}``.
+    """
+    parse = _SHOW.get(str(command).upper())
+    if parse is None:
+        raise AnsibleFilterError(f"toolkit show: no parser for SHOW {str(command).upper()}; known: {', '.join(_SHOW)}")
+    try:
+        return [to_dict(row) for row in parse(*from_csv(str(csv_text)))]
+    except ValueError as exc:
+        raise AnsibleFilterError(f"toolkit show: SHOW {command}: {exc}") from None
+
+
+def toolkit_pgbouncer_config(csv_text: str) -> dict[str, str]:
+    """Return SHOW CONFIG from psql's ``--csv`` output as ``{key: value}``, values as printed."""
+    return {row["key"]: row["value"] for row in toolkit_pgbouncer_show(csv_text, "CONFIG")}
+
+
+def toolkit_redis_config(text: str) -> dict[str, str]:
+    """Return redis-cli's CONFIG GET output (name and value on alternate lines) as ``{name: value}``."""
+    try:
+        return config_get(str(text))
+    except ValueError as exc:
+        raise AnsibleFilterError(f"toolkit redis: {exc}") from None
+
+
 class FilterModule:
     """Filters over toolkit.domain."""
 
@@ -108,4 +158,7 @@ class FilterModule:
             "toolkit_check_known": toolkit_check_known,
             "toolkit_prefix_pattern": toolkit_prefix_pattern,
             "toolkit_role_inputs": toolkit_role_inputs,
+            "toolkit_pgbouncer_show": toolkit_pgbouncer_show,
+            "toolkit_pgbouncer_config": toolkit_pgbouncer_config,
+            "toolkit_redis_config": toolkit_redis_config,
         }

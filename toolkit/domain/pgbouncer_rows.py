@@ -45,7 +45,7 @@ class Version:
 
     @property
     def number(self) -> str:
-        """"1.18.0"."""
+        """The version number alone: "1.18.0"."""
         return f"{self.major}.{self.minor}.{self.patch}"
 
     def at_least(self, major: int, minor: int) -> bool:
