@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from toolkit.adapters import tool
 from toolkit.domain.errors import UnreachableError
+from toolkit.domain.numbers import as_int
 from toolkit.domain.pgbouncer_rows import ConfigEntry, DatabaseRow
 
 # Debian installs pgbench outside PATH, under the server version's bin directory.
@@ -217,16 +219,20 @@ def initialize(
     endpoint: Endpoint, scale: int, env: Mapping[str, str], binary: str | None = None, timeout: float = 600
 ) -> None:
     """``pgbench -i -s scale`` (creates and fills the pgbench tables, replacing any)."""
-    proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [binary or find(), "-i", "-q", "-s", str(scale), *endpoint.args()],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise PgbenchError(f"pgbench -i failed: {proc.stderr.strip().splitlines()[-1:]}")
+    try:
+        tool.run(
+            [binary or find(), "-i", "-q", "-s", str(scale), *endpoint.args()],
+            timeout,
+            env=env,
+            secrets=_secrets(env),
+        )
+    except tool.ToolError as exc:
+        raise PgbenchError(f"pgbench -i failed: {exc.cause}") from None
+
+
+def _secrets(env: Mapping[str, str]) -> list[str]:
+    """The password in the environment, masked in any error line a tool echoes."""
+    return [v for k, v in env.items() if k == "PGPASSWORD" and v]
 
 
 def dataset_scale(endpoint: Endpoint, env: Mapping[str, str], timeout: float = 5.0) -> int | None:
@@ -240,32 +246,21 @@ def dataset_scale(endpoint: Endpoint, env: Mapping[str, str], timeout: float = 5
     )
     psql = shutil.which("psql") or "psql"
     conn = [psql, "-X", "-At", "-v", "ON_ERROR_STOP=1", *endpoint.args()]
+    env = {**env, "PGCONNECT_TIMEOUT": str(max(1, round(timeout)))}
     try:
-        first = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [*conn, "-c", sql],
-            env={**env, "PGCONNECT_TIMEOUT": str(max(1, round(timeout)))},
-            capture_output=True,
-            text=True,
-            timeout=timeout + 10,
-            check=False,
-        )
-        if first.returncode != 0:
-            raise PgbenchError(
-                f"psql to {endpoint.host}:{endpoint.port} as {endpoint.user}: {first.stderr.strip()[:200]}"
-            )
-        if first.stdout.strip() != "0":
+        if tool.output([*conn, "-c", sql], timeout + 10, env=env, secrets=_secrets(env)).strip() != "0":
             return None
-        count = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        count = tool.output(
             [*conn, "-c", "SELECT count(*) FROM pgbench_branches"],
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout + 10,
-            check=False,
+            timeout + 10,
+            env=env,
+            secrets=_secrets(env),
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PgbenchError(f"psql to {endpoint.host}:{endpoint.port}: {exc}") from None
-    return int(count.stdout.strip() or 0)
+    except tool.ToolError as exc:
+        raise PgbenchError(
+            f"psql to {endpoint.host}:{endpoint.port} as {endpoint.user}: {exc.cause}"
+        ) from None
+    return as_int(count)
 
 
 class PoolConsole(Protocol):
