@@ -134,7 +134,8 @@ def test_ssh_failures_are_one_line_naming_the_host(stderr: str, cause: str) -> N
 
 def test_a_missing_ssh_client_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ssh, "SSH", "/nonexistent/ssh")
-    with pytest.raises(TargetError, match=r"^ssh:app1@198.18.0.13: cannot run /nonexistent/ssh \(No such file"):
+    missing = r"^ssh:app1@198.18.0.13: cannot run /nonexistent/ssh \(No such file"
+    with pytest.raises(TargetError, match=missing):
         ssh.run(TARGET, ["python3", "-"], "", 5, "reading the Django settings")
 
 
