@@ -10,6 +10,7 @@ before the action and for the verification, as doctor's ops user.
 from __future__ import annotations
 
 from toolkit.adapters import redis_clients
+from toolkit.domain.numbers import as_int
 from toolkit.domain.runbooks.base import Action, ActionSkipped, RunbookInfo, RunbookPlan, RunbookUsageError
 from toolkit.domain.runbooks.redis_clients import RAISE, plan_raise_maxclients
 from toolkit.domain.sizing import plan as size
@@ -30,7 +31,7 @@ def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
     sized = next((r for r in size(ctx.topology).redis if r.host == ep.name), None)
     if sized is None:
         raise RunbookUsageError(f"{ep.name} is not sized by the plan: is it in the inventory's redis group?")
-    nofile = str(hostvars.get("redis_nofile", ""))  # the role's override, else the plan's
+    nofile = as_int(hostvars.get("redis_nofile"), sized.nofile.value)  # the role's override, else the plan's
     live = redis_clients.maxclients(ops_login(ctx, ep), ctx.timeout)
     return plan_raise_maxclients(
         ep.label,
@@ -38,7 +39,7 @@ def plan(ctx: RunContext, opts: RunOptions) -> RunbookPlan:
         live,
         sized.maxclients.value,
         sized.client_demand,
-        int(nofile) if nofile.isascii() and nofile.isdigit() else sized.nofile.value,
+        nofile,
         opts.maxclients,
     )
 

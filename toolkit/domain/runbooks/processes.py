@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
+from toolkit.domain.numbers import as_int
 from toolkit.domain.runbooks.base import RunbookUsageError
 
 _PIDFILE = re.compile(r"^pgbouncer(?:-(\d+))?$")
@@ -31,9 +32,9 @@ def process_number(config: Mapping[str, str]) -> int:
     >>> process_number({"pidfile": "/run/other.pid"}), process_number({})
     (0, 0)
     """
-    peer = str(config.get("peer_id", "") or "")
-    if peer.isdigit() and int(peer) > 0:
-        return int(peer)
+    peer = as_int(config.get("peer_id"))
+    if peer > 0:
+        return peer
     pidfile = str(config.get("pidfile", "") or "")
     match = _PIDFILE.match(PurePosixPath(pidfile).stem) if pidfile else None
     if match is None:
