@@ -267,16 +267,15 @@ def lab_restored() -> Iterator[None]:
     finally:
         for host, number in PROCESSES:
             with admin(host, number) as console:
-                for row in console.rows("SHOW DATABASES"):
-                    name = str(row["name"])
-                    if name == "pgbouncer":
+                for row in console.databases():
+                    if row.name == "pgbouncer":
                         continue
-                    if int(row["paused"]):
+                    if row.paused:
                         with suppress(Exception):
-                            console.command(admin_command("RESUME", name))
-                    if int(row["disabled"]):
+                            console.resume(row.name)
+                    if row.disabled:
                         with suppress(Exception):
-                            console.command(admin_command("ENABLE", name))
+                            console.enable(row.name)
                 with suppress(Exception):  # a bare PAUSE does not show in SHOW DATABASES (1.18)
                     console.command(admin_command("RESUME"))
                 console.command("RELOAD")

@@ -40,11 +40,11 @@ def verify(ctx: RunContext, plan: RunbookPlan, opts: RunOptions) -> tuple[bool, 
     left = []
     for t in pgb.admin_targets(ctx):
         with AdminConsole(t, ctx.timeout) as console:
-            rows = console.rows("SHOW SERVERS")
+            servers = console.servers()
         left += [
-            f"{t.label}/{r.get('database')}"
-            for r in rows
-            if str(r.get("close_needed", 0)) == "1" and opts.database in (None, r.get("database"))
+            f"{t.label}/{s.database}"
+            for s in servers
+            if s.close_needed and opts.database in (None, s.database)
         ]
     if left:
         return False, f"{len(left)} old server connection(s) still open: {', '.join(sorted(set(left)))}"
