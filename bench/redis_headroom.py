@@ -120,15 +120,28 @@ def connect(host: RedisHost) -> redis.Redis:
     )
 
 
-def counters(host: RedisHost) -> dict[str, int]:
-    """The live limits and the running totals this bench compares before and after a phase."""
-    client = connect(host)
-    try:
-        info = client.info()
-        maxclients = int(str(client.config_get("maxclients")["maxclients"]))
-    finally:
-        client.close()
+def counters(host: RedisHost, patience_s: float = 120.0) -> dict[str, int | float]:
+    """The live limits and the running totals this bench compares before and after a phase.
+
+    Redis counts the ops user's connection against maxclients like any other: while the app holds
+    every slot, the ops user is refused too. It retries every 0.5 s for up to ``patience_s`` and
+    reports how long it was refused (``ops_refused_s``).
+    """
+    started = time.monotonic()
+    while True:
+        client = connect(host)
+        try:
+            info = client.info()
+            maxclients = int(str(client.config_get("maxclients")["maxclients"]))
+            break
+        except redis.exceptions.ConnectionError as exc:
+            if "max number of clients" not in str(exc) or time.monotonic() - started > patience_s:
+                raise SystemExit(f"redis_headroom: {host.name} ({host.address}): {exc}") from None
+            time.sleep(0.5)
+        finally:
+            client.close()
     return {
+        "ops_refused_s": round(time.monotonic() - started, 1),
         "maxclients": maxclients,
         "maxmemory": int(info["maxmemory"]),
         "evicted_keys": int(info["evicted_keys"]),
@@ -252,6 +265,7 @@ def run_phase(
             "maxmemory": a["maxmemory"],
             "evicted_keys": a["evicted_keys"] - b["evicted_keys"],
             "rejected_connections": a["rejected_connections"] - b["rejected_connections"],
+            "ops_refused_after_s": a["ops_refused_s"],
         }
     return {"phase": phase, "seconds": round(took, 1), **outcome, "hosts": per_host}
 
@@ -308,6 +322,7 @@ def summarise(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]]) -> li
                     "maxmemory_mb": round(cells[-1]["maxmemory"] / 2**20),
                     "evicted_keys": sum(c["evicted_keys"] for c in cells),
                     "rejected_connections": sum(c["rejected_connections"] for c in cells),
+                    "ops_refused_after_s": max(c["ops_refused_after_s"] for c in cells),
                     "samples": statistics.median(c["samples"] for c in cells),
                     "within_demand": all(c["peak_app_clients"] <= demand for c in cells),
                 }
@@ -317,13 +332,13 @@ def summarise(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]]) -> li
 
 HEADER = (
     "| phase | host | peak clients | peak app (by node) | plan app clients | maxclients | app / maxclients | "
-    "peak used MiB | maxmemory MiB | evicted | rejected | samples |"
+    "peak used MiB | maxmemory MiB | evicted | rejected | ops refused after, s | samples |"
 )
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     """The Markdown table of the medians."""
-    lines = [HEADER, "| --- | --- |" + " ---: |" * 10]
+    lines = [HEADER, "| --- | --- |" + " ---: |" * 11]
     for r in rows:
         by_node = ", ".join(f"{n} {v:g}" for n, v in r["peak_app_clients_by_node"].items())
         split = f" ({by_node})" if by_node else ""
@@ -331,7 +346,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['phase']} | {r['host']} | {r['peak_clients']:g} | {r['peak_app_clients']:g}{split} | "
             f"{r['plan_demand']} | {r['maxclients']} | {r['app_share_of_maxclients']:.0%} | "
             f"{r['peak_used_mb']:.2f} | {r['maxmemory_mb']} | {r['evicted_keys']} | "
-            f"{r['rejected_connections']} | {r['samples']:g} |"
+            f"{r['rejected_connections']} | {r['ops_refused_after_s']:g} | {r['samples']:g} |"
         )
     return lines
 
