@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from toolkit.domain.numbers import as_int
@@ -16,6 +18,7 @@ from toolkit.domain.numbers import as_int
         ("-3", -3),
         (b"17", 17),
         (5.0, 5),
+        (Decimal("123456789012"), 123456789012),
         (0, 0),
         ("0", 0),
     ],
@@ -26,7 +29,24 @@ def test_integers_in_any_driver_shape_are_read(value: object, expected: int) -> 
 
 
 @pytest.mark.parametrize(
-    "value", [None, "", "  ", "1.5", 1.5, float("nan"), float("inf"), "12MB", "٣", True, False, [1], "1e3"]
+    "value",
+    [
+        None,
+        "",
+        "  ",
+        "1.5",
+        1.5,
+        Decimal("1.5"),
+        Decimal("NaN"),
+        float("nan"),
+        float("inf"),
+        "12MB",
+        "٣",
+        True,
+        False,
+        [1],
+        "1e3",
+    ],
 )
 def test_anything_else_gives_the_default(value: object) -> None:
     assert as_int(value) == 0

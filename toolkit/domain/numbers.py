@@ -1,16 +1,17 @@
 """The one coercion of a live value to an integer: SHOW rows, SHOW CONFIG, INFO, pg_settings, CLIENT LIST.
 
-Drivers hand these over as ints or as text (PgBouncer's admin console, pg_settings' ``setting``,
-redis-py's parsed INFO, CLIENT LIST fields). A value that is not an integer (missing, empty, a
-word, a fraction) gives ``default``: 0 where a count is summed, None where "not set" must differ
-from 0. Inventory input is not coerced here: :func:`toolkit.domain.validate.to_int` refuses bad
-values instead.
+Drivers hand these over as ints, Decimals (PgBouncer's SHOW STATS columns are numeric) or text
+(pg_settings' ``setting``, SHOW CONFIG, redis-py's parsed INFO, CLIENT LIST fields). A value that
+is not an integer (missing, empty, a word, a fraction) gives ``default``: 0 where a count is summed,
+None where "not set" must differ from 0. Inventory input is not coerced here:
+:func:`toolkit.domain.validate.to_int` refuses bad values instead.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import overload
 
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
@@ -38,6 +39,8 @@ def as_int(value: object, default: int | None = 0) -> int | None:
         return value
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value.is_integer() else default
+    if isinstance(value, Decimal):  # psycopg's type for PgBouncer's numeric columns (SHOW STATS)
+        return int(value) if value.is_finite() and value == value.to_integral_value() else default
     if isinstance(value, str | bytes):
         text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
         text = text.strip()
