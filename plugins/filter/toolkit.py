@@ -124,9 +124,10 @@ def toolkit_pgbouncer_show(csv_text: str, command: str) -> list[dict[str, Any]]:
     Columns are read by name (a renamed column under either name), values typed as the toolkit's
     rows type them: ``{"name": "app", "pool_size": 20, "paused": False, ...}``.
     """
-    parse = _SHOW.get(str(command).upper())
+    command = str(command).upper()
+    parse = _SHOW.get(command)
     if parse is None:
-        raise AnsibleFilterError(f"toolkit show: no parser for SHOW {str(command).upper()}; known: {', '.join(_SHOW)}")
+        raise AnsibleFilterError(f"toolkit show: no parser for SHOW {command}; known: {', '.join(_SHOW)}")
     try:
         return [to_dict(row) for row in parse(*from_csv(str(csv_text)))]
     except ValueError as exc:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.numbers import as_int
+
 Raw = Sequence[Any]
 R = TypeVar("R")
 
@@ -67,10 +69,6 @@ REQUIRED = {
     "SERVERS": ("type", "user", "database", "state", "addr", "port", "ptr", "link"),
     "CONFIG": ("key", "value"),
 }
-
-
-def _int(value: Any) -> int:
-    return int(str(value)) if value not in (None, "") else 0
 
 
 def _bool(value: Any) -> bool:
@@ -214,16 +212,16 @@ _POOL_COUNTS = (
 
 
 def _pool(c: Columns, r: Raw) -> PoolState:
-    maxwait = _int(c.get(r, "maxwait")) + _int(c.get(r, "maxwait_us")) / 1e6
-    counts = {name: _int(c.get(r, name)) for name in _POOL_COUNTS}
+    maxwait = as_int(c.get(r, "maxwait")) + as_int(c.get(r, "maxwait_us")) / 1e6
+    counts = {name: as_int(c.get(r, name)) for name in _POOL_COUNTS}
     return PoolState(
         _str(c.get(r, "database")),
         _str(c.get(r, "user")),
-        _int(c.get(r, "cl_active")),
-        _int(c.get(r, "cl_waiting")),
-        _int(c.get(r, "sv_active")),
-        _int(c.get(r, "sv_idle")),
-        _int(c.get(r, "sv_used")),
+        as_int(c.get(r, "cl_active")),
+        as_int(c.get(r, "cl_waiting")),
+        as_int(c.get(r, "sv_active")),
+        as_int(c.get(r, "sv_idle")),
+        as_int(c.get(r, "sv_used")),
         maxwait,
         _str(c.get(r, "pool_mode")),
         load_balance_hosts=_str(c.get(r, "load_balance_hosts")),
@@ -238,14 +236,14 @@ def _conn(c: Columns, r: Raw) -> ClientConn:
         database=_str(c.get(r, "database")),
         state=_str(c.get(r, "state")),
         addr=_str(c.get(r, "addr")),
-        port=_int(c.get(r, "port")),
+        port=as_int(c.get(r, "port")),
         ptr=_str(c.get(r, "ptr")),
         link=_str(c.get(r, "link")),
-        remote_pid=_int(c.get(r, "remote_pid")),
+        remote_pid=as_int(c.get(r, "remote_pid")),
         application_name=_str(c.get(r, "application_name")),
         close_needed=_bool(c.get(r, "close_needed")),
         tls=_str(c.get(r, "tls")),
-        prepared_statements=_int(c.get(r, "prepared_statements")),
+        prepared_statements=as_int(c.get(r, "prepared_statements")),
     )
 
 
@@ -253,22 +251,22 @@ def _database(c: Columns, r: Raw) -> DatabaseRow:
     return DatabaseRow(
         name=_str(c.get(r, "name")),
         host=_str(c.get(r, "host")),
-        port=_int(c.get(r, "port")),
+        port=as_int(c.get(r, "port")),
         database=_str(c.get(r, "database")),
-        pool_size=_int(c.get(r, "pool_size")),
-        reserve_pool_size=_int(c.get(r, "reserve_pool_size")),
+        pool_size=as_int(c.get(r, "pool_size")),
+        reserve_pool_size=as_int(c.get(r, "reserve_pool_size")),
         pool_mode=_str(c.get(r, "pool_mode")),
-        max_connections=_int(c.get(r, "max_connections")),
-        current_connections=_int(c.get(r, "current_connections")),
+        max_connections=as_int(c.get(r, "max_connections")),
+        current_connections=as_int(c.get(r, "current_connections")),
         paused=_bool(c.get(r, "paused")),
         disabled=_bool(c.get(r, "disabled")),
-        min_pool_size=_int(c.get(r, "min_pool_size")),
+        min_pool_size=as_int(c.get(r, "min_pool_size")),
         force_user=_str(c.get(r, "force_user")),
     )
 
 
 def _stats(c: Columns, r: Raw) -> StatsRow:
-    return StatsRow(_str(c.get(r, "database")), *(_int(c.get(r, f.name)) for f in fields(StatsRow)[1:]))
+    return StatsRow(_str(c.get(r, "database")), *(as_int(c.get(r, f.name)) for f in fields(StatsRow)[1:]))
 
 
 def _config(c: Columns, r: Raw) -> ConfigEntry:
@@ -313,7 +311,7 @@ def config(
 def lists(names: Sequence[str], rows: Iterable[Raw]) -> dict[str, int]:
     """SHOW LISTS as counts by list name."""
     c = Columns("LISTS", names, None)
-    return {_str(c.get(r, "list")): _int(c.get(r, "items")) for r in rows}
+    return {_str(c.get(r, "list")): as_int(c.get(r, "items")) for r in rows}
 
 
 def version(rows: Sequence[Raw]) -> Version:
