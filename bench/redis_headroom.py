@@ -270,6 +270,42 @@ def run_phase(
     return {"phase": phase, "seconds": round(took, 1), **outcome, "hosts": per_host}
 
 
+def app_clients(host: RedisHost) -> int | None:
+    """How many connections of the app user the host has now; None while the ops user is refused."""
+    client = connect(host)
+    try:
+        return sum(1 for c in client.client_list() if c.get("user") == host.app_user)
+    except redis.exceptions.ConnectionError:
+        return None
+    finally:
+        client.close()
+
+
+def release(
+    hosts: list[RedisHost], plan: dict[str, dict[str, Any]], lab: Lab, wait_s: float = 30.0
+) -> list[str]:
+    """Leave the lab as found: free the app connections a flood left above the plan.
+
+    An ASGI node keeps a flood's connections until its garbage collector runs, which can hold every
+    maxclients slot, the ops user's included, for minutes. After ``wait_s`` the ASGI nodes' units are
+    restarted (the only way in while Redis refuses every login); returns the units restarted.
+    """
+
+    def over(h: RedisHost) -> bool:
+        n = app_clients(h)
+        return n is None or n > plan[h.name]["client_demand"]
+
+    deadline = time.monotonic() + wait_s
+    while any(over(h) for h in hosts) and time.monotonic() < deadline:
+        time.sleep(2)
+    if not any(over(h) for h in hosts):
+        return []
+    units = [f"toolkit-demo-{n.name}" for n in lab.nodes if n.server.startswith("asgi")]
+    for node, unit in zip([n for n in lab.nodes if n.server.startswith("asgi")], units, strict=True):
+        lab.ssh(node.name, f"sudo -n systemctl restart {unit}")
+    return units
+
+
 def plan_demand() -> dict[str, dict[str, Any]]:
     """The plan's client demand and maxclients per Redis host (``toolkit plan --format json``)."""
     proc = subprocess.run(  # noqa: S603 (fixed argv)
@@ -372,11 +408,18 @@ def main() -> int:
     for rnd in range(args.rounds):
         for phase in phases:
             with lab_lock(args.lock):
-                run = run_phase(phase, hosts, args.seconds, args.flood_connections, lab)
+                try:
+                    run = run_phase(phase, hosts, args.seconds, args.flood_connections, lab)
+                finally:
+                    restarted = release(hosts, plan, lab) if phase == FLOOD else []
+                run["restarted_after"] = restarted
             run["round"] = rnd + 1
             runs.append(run)
             peaks = ", ".join(f"{h} {v['peak_app_clients']} app" for h, v in run["hosts"].items())
-            print(f"round {rnd + 1} {phase}: {run['seconds']} s, exit {run['exit']}, {peaks}", flush=True)
+            ended = "".join(f"; restarted {u} to free Redis" for u in run.get("restarted_after", []))
+            print(
+                f"round {rnd + 1} {phase}: {run['seconds']} s, exit {run['exit']}, {peaks}{ended}", flush=True
+            )
     rows = summarise(runs, plan)
     now = dt.datetime.now(dt.UTC)
     command = "python bench/redis_headroom.py " + " ".join(sys.argv[1:])
