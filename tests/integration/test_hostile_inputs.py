@@ -58,7 +58,10 @@ def _assert_failed_at_the_check(proc: Any, variable: str, why: str) -> None:
     ), out[-3000:]
     # Nothing past the check play ran: no role task, no change.
     assert not re.search(
-        r"^TASK \[(postgresql_lab|pgbouncer|redis|django_demo|toolkit : Size)", out, re.MULTILINE
+        r"^TASK \[(?:pgbouncer_django\.toolkit\.)?"
+        r"(?:(?:postgresql_lab|pgbouncer|redis|django_demo) :|toolkit : Size)",
+        out,
+        re.MULTILINE,
     )
     assert not re.search(r"^changed:", out, re.MULTILINE)
 

@@ -102,7 +102,9 @@ def test_lab_run_starts_a_cluster_left_with_a_stale_pid_file() -> None:
         proc = ansible_playbook("playbooks/lab.yml", "--limit", DB_HOST)
         assert proc.returncode == 0, proc.stdout[-3000:]
         started = re.search(
-            r"TASK \[postgresql_lab : Start the cluster[^\n]*\(systemd\)[^\n]*\n(\w+):", proc.stdout
+            r"TASK \[(?:pgbouncer_django\.toolkit\.)?postgresql_lab : Start the cluster"
+            r"[^\n]*\(systemd\)[^\n]*\n(\w+):",
+            proc.stdout,
         )
         assert started and started.group(1) == "changed", proc.stdout[-3000:]
     finally:
