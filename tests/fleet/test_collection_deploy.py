@@ -66,14 +66,14 @@ def deploy(collection: CollectionEnv) -> dict[str, tuple[int, int, int]]:
     return found
 
 
-def test_the_installed_collection_deploys_onto_the_fleet_and_changes_nothing_again(
+def test_the_installed_collection_deploys_onto_the_fleet_and_changes_nothing(
     collection: CollectionEnv, ssh: Ssh
 ) -> None:
     assert not (collection.work / "ansible.cfg").exists()
-    first = deploy(collection)
-    assert all(unreachable == failed == 0 for _, unreachable, failed in first.values()), first
-    second = deploy(collection)
-    assert second == dict.fromkeys(HOSTS, (0, 0, 0)), f"the second run changed something: {second}"
+    # make lab deployed these hosts from the checkout; the installed collection must render the very
+    # same files and settings, so its one run changes nothing (a second run would only repeat that).
+    run = deploy(collection)
+    assert run == dict.fromkeys(HOSTS, (0, 0, 0)), f"the collection's run changed something: {run}"
     for host in HOSTS:
         units = ["pgbouncer", "pgbouncer-2"] if host == "pgb2" else ["pgbouncer"] if host == "pgb1" else []
         for unit in units or ["redis-server"]:
