@@ -122,6 +122,13 @@ if CACHE_KIND == "redis":
             "password": _cache["password"],
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
+            # One bounded pool per process (demo.cache, a copy of toolkit.django.cache): without it
+            # every ASGI request builds a pool of its own and its connection outlives the request. The
+            # bound is the node's django_threads, the per-process Redis demand the plan counts.
+            "pool_class": "demo.cache.SharedBlockingPool",
+            "max_connections": TOOLKIT_BACKEND_SLOTS,
+            # A burst above the bound waits this long for a free connection, then fails.
+            "timeout": 5,
         },
     }
 else:
