@@ -34,6 +34,7 @@ from toolkit.domain.sizing import plan
 from toolkit.domain.snapshot import (
     Backend,
     ClientConn,
+    DatabaseRow,
     PgBouncerState,
     PoolState,
     PostgresState,
@@ -111,9 +112,11 @@ def pool(database: str = "app", user: str = "app", **changes: Any) -> PoolState:
     return replace(PoolState(database, user, 0, 0, 0, 0, 0, 0.0, "transaction"), **changes)
 
 
-def database_row(name: str = "app", pool_size: int = 16, reserve_pool: int = 4) -> dict[str, Any]:
-    """A SHOW DATABASES row (1.18 names the reserve ``reserve_pool``)."""
-    return {"name": name, "pool_size": pool_size, "reserve_pool": reserve_pool, "pool_mode": "transaction"}
+def database_row(name: str = "app", pool_size: int = 16, reserve_pool_size: int = 4) -> DatabaseRow:
+    """A SHOW DATABASES row, typed (the parser reads 1.18's ``reserve_pool`` into ``reserve_pool_size``)."""
+    return DatabaseRow(
+        name, pool_size=pool_size, reserve_pool_size=reserve_pool_size, pool_mode="transaction"
+    )
 
 
 def conn(kind: str = "C", **changes: Any) -> ClientConn:

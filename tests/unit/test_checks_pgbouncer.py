@@ -113,14 +113,14 @@ CASES = [
     ),
     Case(
         EXHAUSTED,
-        "1.24 names the reserve reserve_pool_size",
+        "no reserve pool",
         _live(
-            pools=(s.pool(cl_waiting=1, sv_active=20),),
-            databases=({"name": "app", "pool_size": 16, "reserve_pool_size": 4},),
+            pools=(s.pool(cl_waiting=1, sv_active=16),),
+            databases=(s.database_row(reserve_pool_size=0),),
         ),
         C,
         PGB,
-        {"pool_size_with_reserve": 20},
+        {"pool_size_with_reserve": 16},
         TERMINATE,
     ),
     Case(

@@ -306,11 +306,10 @@ def read_state(target: AdminTarget, timeout: float) -> PgBouncerState:
         version = console.version()
         config = {k: e.value for k, e in console.config().items()}
         pools = console.pools()
-        # The checks read these two as mappings of the rows' fields (version-free names).
-        databases = tuple(show.to_dict(r) for r in console.databases())
+        databases = console.databases()
         clients = console.clients()
         servers = console.servers()
-        stats = tuple(show.to_dict(r) for r in console.stats())
+        stats = console.stats()
         lists = console.lists()
     return PgBouncerState(
         host=target.name or target.host,

@@ -13,18 +13,20 @@ from toolkit.domain.django import DjangoProfile
 from toolkit.domain.errors import SizingError
 from toolkit.domain.models import Topology
 
-# SHOW POOLS and SHOW CLIENTS/SERVERS rows live beside their parser; re-exported here.
-from toolkit.domain.pgbouncer_rows import ClientConn, PoolState
+# SHOW POOLS, DATABASES, STATS and CLIENTS/SERVERS rows live beside their parser; re-exported here.
+from toolkit.domain.pgbouncer_rows import ClientConn, DatabaseRow, PoolState, StatsRow
 from toolkit.domain.plan import Plan
 
 __all__ = [
     "Backend",
     "ClientConn",
+    "DatabaseRow",
     "PgBouncerState",
     "PoolState",
     "PostgresState",
     "RedisState",
     "Snapshot",
+    "StatsRow",
     "TargetStatus",
 ]
 
@@ -51,10 +53,10 @@ class PgBouncerState:
     version: str
     config: Mapping[str, str]
     pools: tuple[PoolState, ...]
-    databases: tuple[Mapping[str, Any], ...]
+    databases: tuple[DatabaseRow, ...]
     clients: tuple[ClientConn, ...]
     servers: tuple[ClientConn, ...]
-    stats: tuple[Mapping[str, Any], ...] = ()
+    stats: tuple[StatsRow, ...] = ()
     lists: Mapping[str, int] = field(default_factory=dict)
     fd_limit: int | None = None  # the process's open-files limit, when doctor runs on its host
 

@@ -70,11 +70,7 @@ def _holders(state: PgBouncerState, database: str, user: str) -> list[str]:
 
 def _waiting(state: PgBouncerState) -> list[Finding]:
     out: list[Finding] = []
-    sizes = {
-        str(d.get("name")): as_int(d.get("pool_size"))
-        + as_int(d.get("reserve_pool") or d.get("reserve_pool_size"))
-        for d in state.databases
-    }
+    sizes = {d.name: d.pool_size + d.reserve_pool_size for d in state.databases}
     for pool in state.pools:
         if pool.database == "pgbouncer" or pool.cl_waiting == 0:
             continue
