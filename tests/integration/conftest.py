@@ -171,3 +171,13 @@ def unit_state(host: str, unit: str) -> tuple[str, str]:
     out = ssh_ok(host, f"systemctl show -p MainPID -p ActiveEnterTimestamp {shlex.quote(unit)}")
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return props["MainPID"], props["ActiveEnterTimestamp"]
+
+
+@pytest.fixture(scope="session")
+def noop_converge() -> Any:
+    """The session's one whole no-op converge of the lab, watched (tests/integration/converge.py):
+    test_playbooks.py checks it changed and restarted nothing, test_secrets_in_argv.py that no secret
+    showed. Requested by both, it runs once."""
+    from tests.integration.converge import noop_converge as run  # noqa: PLC0415 (converge imports conftest)
+
+    return run()
