@@ -16,7 +16,7 @@ from toolkit.domain.checks import redis
 P = "redis."
 UNREACHABLE, AUTH, MAXMEMORY = P + "unreachable", P + "auth_disabled", P + "maxmemory_unset"
 POLICY, MAXCLIENTS = P + "eviction_policy_not_for_cache", P + "maxclients_below_demand"
-REJECTED = P + "rejected_connections"
+REJECTED, ABOVE = P + "rejected_connections", P + "clients_above_demand"
 EVICTIONS, HIT_RATIO, NO_TTL = P + "evictions", P + "hit_ratio_low", P + "keys_without_ttl"
 CACHE, BROKER = "redis@10.0.0.8:6379", "redis@10.0.0.7:6379"
 VERSION = P + "version_outdated"
@@ -125,17 +125,47 @@ CASES = [
         "redis-raise-maxclients",
         "maxclients 15 is below the 16 app clients",
     ),
-    # rejected_connections
+    # rejected_connections: counted since start; reported only while clients are near maxclients (90%).
     Case(REJECTED, "none", _redis(), None),
+    Case(REJECTED, "refused once, 12 of 42 in use now", _redis(info={"rejected_connections": 1}), None),
     Case(
         REJECTED,
-        "one",
-        _redis(info={"rejected_connections": 1}),
+        "refused, 37 of 42 in use (88%)",
+        _redis(info={"rejected_connections": 5, "connected_clients": 37}),
+        None,
+    ),
+    Case(
+        REJECTED,
+        "refused, 38 of 42 in use (90%)",
+        _redis(info={"rejected_connections": 5, "connected_clients": 38}),
         W,
         CACHE,
-        {"rejected_connections": 1, "connected_clients": 12},
+        {"rejected_connections": 5, "connected_clients": 38, "maxclients": 42},
         "redis-kill-idle-clients",
-        "1 connection(s) refused at maxclients 42",
+        "38 of maxclients 42 in use, 5 connection(s) refused since start",
+    ),
+    # clients_above_demand: 16 app clients planned (web1 at 10.0.1.1).
+    Case(ABOVE, "16 by CLIENT LIST", _redis(clients_by_ip={"10.0.1.1": 16}), None),
+    Case(ABOVE, "17 connected, doctor's own among them", _redis(info={"connected_clients": 17}), None),
+    Case(
+        ABOVE,
+        "18 connected without CLIENT LIST",
+        _redis(info={"connected_clients": 18}),
+        W,
+        CACHE,
+        {"app_clients": 17, "demand": 16, "by_node": {}},
+        "redis-kill-idle-clients",
+        "17 app connections, above the plan's 16",
+    ),
+    Case(
+        ABOVE,
+        "17 by CLIENT LIST, named by node",
+        _redis(clients_by_ip={"10.0.1.1": 12, "10.0.9.9": 3, "10.0.9.8": 1, "10.0.9.7": 1}),
+        W,
+        CACHE,
+        {"app_clients": 17, "demand": 16, "by_node": {"web1": 12, "10.0.9.9": 3, "10.0.9.7": 1}},
+        "redis-kill-idle-clients",
+        "17 app connections, above the plan's 16 (most: web1 12, 10.0.9.9 3, 10.0.9.7 1)",
     ),
     # evictions
     Case(EVICTIONS, "none", _redis(), None),

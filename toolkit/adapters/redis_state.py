@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,8 @@ def read_state(target: RedisTarget, timeout: float) -> RedisState:
         config: dict[str, str] = {}
         for key in CONFIG_KEYS:
             config.update({str(k): str(v) for k, v in client.config_get(key).items()})
+        during = "CLIENT LIST"
+        by_ip = _clients_by_ip(client, target.user)
         during = "SCAN"
         sampled, without_ttl = _sample_ttls(client, target.key_prefix)
     except redis.exceptions.AuthenticationError as exc:
@@ -59,7 +62,7 @@ def read_state(target: RedisTarget, timeout: float) -> RedisState:
             target.label,
             during,
             "permission denied (NOPERM)",
-            "give the ops user what doctor needs (INFO, CONFIG GET, SCAN)",
+            "give the ops user what doctor needs (INFO, CONFIG GET, CLIENT LIST, SCAN)",
         ) from exc
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
         raise TargetError.from_exception(target.label, during, exc, timeout) from None
@@ -74,7 +77,17 @@ def read_state(target: RedisTarget, timeout: float) -> RedisState:
         without_ttl,
         target.key_prefix,
         anonymous_ok=_answers_without_auth(target, timeout),
+        clients_by_ip=by_ip,
     )
+
+
+def _clients_by_ip(client: redis.Redis, ops_user: str | None) -> dict[str, int]:
+    """Connections of every user but the ops user (doctor, the runbooks), counted by client IP."""
+    counts: Counter[str] = Counter()
+    for entry in client.client_list():
+        if entry.get("user") != (ops_user or "default"):
+            counts[str(entry.get("addr", "")).rpartition(":")[0] or "?"] += 1
+    return dict(counts)
 
 
 def _answers_without_auth(target: RedisTarget, timeout: float) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from toolkit.domain.django import DjangoProfile
 from toolkit.domain.errors import SizingError
 from toolkit.domain.models import Topology
+from toolkit.domain.numbers import as_int
 
 # SHOW POOLS, DATABASES, STATS and CLIENTS/SERVERS rows live beside their parser; re-exported here.
 from toolkit.domain.pgbouncer_rows import ClientConn, DatabaseRow, PoolState, StatsRow
@@ -63,8 +64,7 @@ class PgBouncerState:
     @property
     def max_prepared_statements(self) -> int:
         """SHOW CONFIG's max_prepared_statements; 0 when absent (before 1.21) or unreadable."""
-        raw = str(self.config.get("max_prepared_statements", "0")).strip()
-        return int(raw) if raw.isascii() and raw.isdigit() else 0
+        return max(as_int(self.config.get("max_prepared_statements")), 0)
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,8 @@ class RedisState:
     keys_without_ttl: int = 0
     sample_prefix: str = ""
     anonymous_ok: bool = False  # a PING without credentials was answered
+    # CLIENT LIST: connections of users other than doctor's ops user, by client IP; None: not read.
+    clients_by_ip: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from toolkit.runbooks.redis_hosts import one_redis, ops_login, role_var
 INFO = RunbookInfo(
     KILL,
     "End the app user's Redis connections idle longer than --older-than",
-    fixes=("redis.rejected_connections",),
+    fixes=("redis.clients_above_demand", "redis.rejected_connections"),
     params=("--target", "--older-than", "--application-name", "--max", "--rate"),
 )
 

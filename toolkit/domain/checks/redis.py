@@ -23,7 +23,14 @@ CATALOG = (
         _P + "maxclients_below_demand", "maxclients is below the app's clients", "redis-raise-maxclients"
     ),
     CheckInfo(
-        _P + "rejected_connections", "Redis has refused connections at maxclients", "redis-kill-idle-clients"
+        _P + "clients_above_demand",
+        "the app holds more Redis connections than the plan counts",
+        "redis-kill-idle-clients",
+    ),
+    CheckInfo(
+        _P + "rejected_connections",
+        "Redis refused connections and is at maxclients now",
+        "redis-kill-idle-clients",
     ),
     CheckInfo(_P + "evictions", "Redis has evicted keys", "cache-flush-namespace"),
     CheckInfo(_P + "hit_ratio_low", "most cache lookups miss"),
@@ -37,6 +44,10 @@ _SCRIPT_COMMANDS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall
 _SCRIPT_CATEGORIES = frozenset({"all", "scripting", "slow"})
 HIT_RATIO_WARNING = 0.8
 HIT_RATIO_MIN_LOOKUPS = 1000
+# rejected_connections counts since Redis started: it is reported only while the clients are this close
+# to maxclients, so one past flood is not reported forever (its rate is the metric's job).
+NEAR_MAXCLIENTS = 0.9
+TOP_NODES = 3
 
 
 def run(snap: Snapshot) -> list[Finding]:
@@ -44,8 +55,13 @@ def run(snap: Snapshot) -> list[Finding]:
     out = unreachable(snap, "redis", "check the service and the ops user")
     profiles = {r.name: r.profile for r in snap.topology.redis}
     planned = {r.host: r for r in snap.plan.redis} if snap.plan else {}
+    nodes: dict[str, list[str]] = {}
+    for node in snap.topology.app_nodes:
+        if node.address:
+            nodes.setdefault(node.address, []).append(node.name)
     for state in snap.redis:
         out += _one(state, profiles.get(state.host, RedisProfile.CACHE), planned.get(state.host))
+        out += _above_demand(state, planned.get(state.host), {a: "+".join(n) for a, n in nodes.items()})
         rules = snap.redis_app_rules.get(state.host)
         out += _version(state, rules, snap.acknowledged_cves.get(state.host, frozenset()))
     return out
@@ -169,14 +185,15 @@ def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) ->
             "re-deploy with the planned maxclients",
             "redis-raise-maxclients",
         )
-    rejected = as_int(info.get("rejected_connections"))
-    if rejected:
+    rejected, connected = as_int(info.get("rejected_connections")), as_int(info.get("connected_clients"))
+    if rejected and maxclients and connected >= NEAR_MAXCLIENTS * maxclients:
         add(
             "rejected_connections",
             Severity.WARNING,
-            f"{rejected} connection(s) refused at maxclients {maxclients}",
-            {"rejected_connections": rejected, "connected_clients": as_int(info.get("connected_clients"))},
-            "look for a client leak; check maxclients against the plan",
+            f"{connected} of maxclients {maxclients} in use, {rejected} connection(s) refused since start",
+            {"rejected_connections": rejected, "connected_clients": connected, "maxclients": maxclients},
+            "look for a client leak (redis.clients_above_demand names the nodes); "
+            "check maxclients against the plan",
             "redis-kill-idle-clients",
         )
     evicted = as_int(info.get("evicted_keys"))
@@ -219,3 +236,35 @@ def _one(state: RedisState, profile: RedisProfile, planned: RedisPlan | None) ->
             "cache-flush-namespace",
         )
     return out
+
+
+def _above_demand(state: RedisState, planned: RedisPlan | None, names: dict[str, str]) -> list[Finding]:
+    """More app connections than the plan's client demand for this Redis: a leak, before it hurts."""
+    demand = planned.client_demand if planned else 0
+    if state.clients_by_ip is None:  # no CLIENT LIST: all but doctor's own connection
+        app, by_node = max(0, as_int(state.info.get("connected_clients")) - 1), {}
+    else:
+        app = sum(state.clients_by_ip.values())
+        ranked = sorted(state.clients_by_ip.items(), key=lambda item: (-item[1], item[0]))
+        by_node = {names.get(ip, ip): count for ip, count in ranked[:TOP_NODES]}
+    if not demand or app <= demand:
+        return []
+    most = ", ".join(f"{node} {count}" for node, count in by_node.items())
+    return [
+        Finding(
+            _P + "clients_above_demand",
+            Severity.WARNING,
+            f"redis@{state.address}",
+            f"{app} app connections, above the plan's {demand}" + (f" (most: {most})" if most else ""),
+            {
+                "app_clients": app,
+                "demand": demand,
+                "maxclients": as_int(state.config.get("maxclients")),
+                "by_node": by_node,
+            },
+            "bound each process's pool on the nodes named (CACHES OPTIONS pool_class "
+            "toolkit.django.cache.SharedBlockingPool, max_connections = django_threads), "
+            "or count the extra clients in django_extra_clients",
+            "redis-kill-idle-clients",
+        )
+    ]
