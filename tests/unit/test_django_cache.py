@@ -74,8 +74,7 @@ def test_every_request_context_and_thread_shares_one_bounded_pool() -> None:
         seen = _pools_per_request(8)
         threads: list[tuple[object, redis.ConnectionPool]] = []
         workers = [
-            threading.Thread(target=lambda: threads.append(_pool_of_current_context()))
-            for _ in range(4)
+            threading.Thread(target=lambda: threads.append(_pool_of_current_context())) for _ in range(4)
         ]
         for worker in workers:
             worker.start()
