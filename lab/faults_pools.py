@@ -12,15 +12,18 @@ import json
 import subprocess
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 
 from lab.faults_ops import ROOT
+from toolkit.domain import pgbouncer_rows as show
+from toolkit.domain.numbers import as_int
 
 SECRETS = ROOT / ".lab"
 DB = "198.18.0.10"
-SERVER_STATES = ("sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login")
+R = TypeVar("R")
 
 
 def secret(name: str) -> str:
@@ -42,15 +45,15 @@ def admin(addr: str) -> psycopg.Connection[Any]:
     )
 
 
-def rows(conn: psycopg.Connection[Any], query: str) -> list[dict[str, Any]]:
-    cur = conn.execute(query)
-    names = [c.name for c in cur.description or []]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+def rows(conn: psycopg.Connection[Any], command: str, parse: Callable[[Sequence[str], Any], R]) -> R:
+    """SHOW ``command``, parsed by the product's typed SHOW parser (toolkit/domain/pgbouncer_rows.py)."""
+    cur = conn.execute(f"SHOW {command}")
+    return parse([c.name for c in cur.description or []], cur.fetchall())
 
 
 def peer_id(conn: psycopg.Connection[Any]) -> int:
-    config = {r["key"]: r["value"] for r in rows(conn, "SHOW CONFIG")}
-    return int(config.get("peer_id") or 0)
+    entry = rows(conn, "CONFIG", show.config).get("peer_id")
+    return as_int(entry.value) if entry else 0
 
 
 def per_process(addr: str, processes: int, tries: int = 40) -> dict[int, psycopg.Connection[Any]]:
@@ -102,7 +105,7 @@ class Sampler:
         self.peak_backends: dict[str, int] = {}
         self.peak_total_backends = 0
         self.samples = 0
-        self.last_pools: dict[int, list[dict[str, Any]]] = {}
+        self.last_pools: dict[int, list[show.PoolState]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.error: str | None = None
@@ -144,14 +147,14 @@ class Sampler:
 
     def _sample(self, conns: dict[int, psycopg.Connection[Any]], monitor: psycopg.Connection[Any]) -> None:
         for pid, conn in conns.items():
-            pools = [p for p in rows(conn, "SHOW POOLS") if p["database"] == "app"]
-            servers = [s for s in rows(conn, "SHOW SERVERS") if s["database"] == "app"]
+            pools = [p for p in rows(conn, "POOLS", show.pools) if p.database == "app"]
+            servers = [s for s in rows(conn, "SERVERS", show.servers) if s.database == "app"]
             self.last_pools[pid] = pools
-            by_pools = sum(int(p[k]) for p in pools for k in SERVER_STATES)
+            by_pools = sum(p.sv_active + p.sv_idle + p.sv_used + p.sv_tested + p.sv_login for p in pools)
             self.peak_servers[pid] = max(self.peak_servers.get(pid, 0), by_pools, len(servers))
-            clients = sum(int(p["cl_active"]) + int(p["cl_waiting"]) for p in pools)
+            clients = sum(p.cl_active + p.cl_waiting for p in pools)
             self.peak_clients[pid] = max(self.peak_clients.get(pid, 0), clients)
-            waiting = sum(int(p["cl_waiting"]) for p in pools)
+            waiting = sum(p.cl_waiting for p in pools)
             self.peak_waiting[pid] = max(self.peak_waiting.get(pid, 0), waiting)
         counted = monitor.execute(
             "SELECT host(client_addr), count(*) FROM pg_stat_activity "
