@@ -44,6 +44,7 @@ from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.models im
     PoolMode,
     RedisHost,
     RedisProfile,
+    ServerKind,
     Topology,
 )
 from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.plan import (
@@ -353,11 +354,19 @@ def _max_client_conn(host: PgBouncerHost, demand: int) -> Sized:
 
 def _size_redis(host: RedisHost, nodes: Iterable[AppNode]) -> RedisPlan:
     users = [n for n in nodes if not n.redis_hosts or host.name in n.redis_hosts]
+    # Each process holds at most its pool's bound: toolkit.django.cache.SharedBlockingPool with
+    # max_connections = django_threads (one pool per process; without it, Django's RedisCache under ASGI
+    # makes a pool per request and the bound is gone: docs/sizing.md, "Redis under load").
     demand = sum(n.demand for n in users)
     if demand:
+        shown = ", ".join(_redis_clients(n) for n in users[:4]) + (
+            f", {len(users) - 4} more" if len(users) > 4 else ""
+        )
         maxclients = Sized(
             2 * demand + host.ops_slots,
-            f"twice the {demand} app clients (a leak shows before it hurts) + {host.ops_slots} ops slots",
+            f"twice the {demand} app clients ({shown}: processes × each process's pool bound, "
+            "django_threads, + Celery and extra clients; twice: old and new processes overlap in a "
+            f"reload, and a leak shows before it hurts) + {host.ops_slots} ops slots",
         )
     else:
         maxclients = Sized(REDIS_DEFAULT_MAXCLIENTS, "no app node uses this Redis: Redis's default")
@@ -387,3 +396,19 @@ def _size_redis(host: RedisHost, nodes: Iterable[AppNode]) -> RedisPlan:
     return RedisPlan(
         host.name, host.profile.value, demand, maxclients, maxmemory, mem_reason, policy, why, nofile
     )
+
+
+def _redis_clients(node: AppNode) -> str:
+    """How the plan counts ``node``'s Redis clients: processes × the per-process bound (+ the rest).
+
+    A process's bound is its pool's ``max_connections``, which the app sets to ``django_threads``
+    (toolkit.django.cache.SharedBlockingPool); a sync worker serves one request at a time.
+
+    >>> _redis_clients(AppNode("app2", ServerKind.ASGI, workers=2, threads=4, extra_clients=1))
+    'app2 2 × 4 + 1'
+    >>> _redis_clients(AppNode("app3", ServerKind.WSGI_SYNC, workers=5, threads=8))
+    'app3 5 × 1'
+    """
+    bound = 1 if node.server is ServerKind.WSGI_SYNC else node.threads
+    rest = node.celery_concurrency + node.extra_clients
+    return f"{node.name} {node.workers} × {bound}" + (f" + {rest}" if rest else "")
