@@ -14,7 +14,8 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
+
+from toolkit.adapters import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = ROOT / "inventory" / "lab"
@@ -24,19 +25,17 @@ SSH_CONFIG = SECRETS / "fleet" / "ssh_config"
 
 
 def _inventory_hosts() -> dict[str, dict[str, Any]]:
-    """host -> {"address", "groups"} from inventory/lab/hosts.yml (the lab's one description)."""
-    doc = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())
-    found: dict[str, dict[str, Any]] = {}
-
-    def walk(group: str, node: dict[str, Any]) -> None:
-        for name, hostvars in (node.get("hosts") or {}).items():
-            entry = found.setdefault(name, {"address": (hostvars or {}).get("ansible_host"), "groups": []})
-            entry["groups"].append(group)
-        for child, sub in (node.get("children") or {}).items():
-            walk(child, sub or {})
-
-    walk("all", doc["all"])
-    return found
+    """host -> {"address", "groups"} of inventory/lab (the lab's one description), in inventory order,
+    read as the toolkit reads any inventory (toolkit.adapters.inventory: ansible-inventory, groups
+    flattened), not by a walker of its own."""
+    data = inventory.load(str(LAB_INVENTORY))
+    return {
+        host: {
+            "address": data.hostvars[host].get("ansible_host"),
+            "groups": [name for name, members in data.groups.items() if host in members],
+        }
+        for host in data.groups["all"]
+    }
 
 
 LAB_HOSTS = _inventory_hosts()
