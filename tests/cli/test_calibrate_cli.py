@@ -181,7 +181,7 @@ def test_sweep_dry_run_json(sweep_console: type[SweepConsole], capsys: pytest.Ca
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--yes"], "toolkit: --yes acts only with --sweep (calibrate alone changes nothing)\n"),
+        (["--yes"], "toolkit: --yes and --write act only with --sweep (calibrate alone changes nothing)\n"),
         (
             ["--sweep", "--sizes", "4,x"],
             "toolkit: --sizes: each pool size must be a whole number from 1 to 10000, written with ASCII "
@@ -272,9 +272,18 @@ def test_sweep_prints_the_knee_and_the_inventory_values(
     assert (swept["sizes"], swept["clients"], swept["scale"]) == ([2, 4, 8, 16], 16, 10)
     assert swept["script"] == pgbench.DJANGO_LIKE
     assert "pool 8: 2300 TPS, p99 150.0 ms" in err
-    # 8 is the smallest within 5% of 2390; with 16 clients, hold factor 1.8 gives ceil(4 x 1.8) = 8.
-    assert "knee: pool 8 (smallest within 5% of the best TPS); default_pool_size 20 restored" in out
-    assert "inventory values that make the plan give it:  database_hold_factor: 1.8" in out
+    # 8 is the smallest within 5% of 2390 (2300 = 0.96) with p99 150 <= 1.2 x 140.
+    assert out.splitlines()[5:] == [
+        "knee: pool 8: 2300 TPS, 0.96 of the best (pool 16, 2390 TPS), p99 150.0 ms (best 140.0 ms); "
+        "within 5% of the best TPS, p99 <= 1.2 x the best's; smaller: 2 (0.59 of the best TPS), "
+        "4 (0.84 of the best TPS)",
+        "live default_pool_size on pgb1 restored to 20",
+        "pgb1 with it: default_pool_size 16 -> 8, reserve_pool_size 4 -> 2, min_pool_size 4 -> 2, "
+        "max_db_connections 20 -> 10",
+        "inventory line for pgb1 (its host_vars):",
+        "pgbouncer_default_pool_size: 8",
+        "(add --write FILE to put it there; then deploy)",
+    ]
 
 
 def test_sweep_json(swept: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -283,8 +292,19 @@ def test_sweep_json(swept: dict[str, Any], capsys: pytest.CaptureFixture[str]) -
     assert code == 0
     assert doc["dry_run"] is False
     assert doc["knee"] == 8
-    assert doc["inventory_values"] == {"database_hold_factor": 1.8}
+    assert doc["advice"]["line"] == "pgbouncer_default_pool_size: 8"
+    advice = doc["advice"]
+    assert (advice["pool_size"], advice["throughput"], advice["p99_ms"]) == (8, 2300, 150)
+    assert (doc["advice"]["best_pool_size"], doc["advice"]["tolerance"], doc["advice"]["p99_factor"]) == (
+        16,
+        0.05,
+        1.2,
+    )
+    assert doc["advice"]["reason"].startswith("pool 8: 2300 TPS, 0.96 of the best")
+    assert doc["inventory_values"] == {"pgbouncer_default_pool_size": 8}
     assert doc["pgbouncer"]["default_pool_size"] == 8
+    assert doc["pgbouncer"]["max_db_connections"] == 10
+    assert doc["write"] is None
     assert doc["sweep"]["restored_default_pool_size"] == 20
     assert [p["size"] for p in doc["points"]] == [2, 4, 8, 16]
     assert doc["points"][2] == {"size": 8, "tps": 2300, "p50_ms": 75.0, "p99_ms": 150, "errors": 0}

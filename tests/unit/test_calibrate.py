@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from toolkit.domain.calibrate import (
     inventory_hold_factor,
     knee,
     measure,
-    values_for_pool,
+    pin_pool,
+    pool_line,
 )
 from toolkit.domain.errors import SizingError
 from toolkit.domain.models import AppNode, DatabaseCapacity, PgBouncerHost, Topology
@@ -140,7 +142,20 @@ def test_measured_factor_feeds_the_sizing() -> None:
     assert plan(calibrated).pgbouncer[0].value("default_pool_size") == 13
 
 
-# --- the sweep's knee and the inventory values that reproduce it -------------------------------------
+# --- the sweep's knee and the inventory line that gives it ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pt:
+    """A sweep point as the knee reads it (pool_size, tps, p99_ms)."""
+
+    pool_size: int
+    tps: float
+    p99_ms: float | None = 10.0
+
+
+def pts(tps: dict[int, float], p99: dict[int, float | None] | None = None) -> list[Pt]:
+    return [Pt(s, t, (p99 or {}).get(s, 10.0)) for s, t in tps.items()]
 
 
 @pytest.mark.parametrize(
@@ -155,23 +170,111 @@ def test_measured_factor_feeds_the_sizing() -> None:
         # Exactly 95% of the best counts as within.
         ({4: 95, 8: 100}, 4),
         ({4: 94.9, 8: 100}, 8),
+        # Noisy, not monotone: a dip at 8 does not hide 4, a spike at 64 is the best.
+        ({2: 500, 4: 960, 8: 700, 16: 990, 64: 1000}, 4),
+        ({2: 500, 4: 800, 8: 700, 16: 850, 64: 1000}, 64),
     ],
 )
 def test_knee_is_the_smallest_size_within_5_percent_of_the_best(tps: dict[int, float], expected: int) -> None:
-    assert knee(tps) == expected
+    k = knee(pts(tps))
+    assert k.pool_size == expected
+    assert k.throughput == tps[expected]
+    assert k.best_throughput == max(tps.values())
 
 
-def test_knee_of_an_empty_sweep_is_an_error() -> None:
-    with pytest.raises(ValueError, match="no pool size"):
-        knee({})
+def test_all_equal_gives_the_smallest_and_the_best_is_the_smallest_of_the_tie() -> None:
+    k = knee(pts({32: 500, 8: 500, 16: 500}))
+    assert (k.pool_size, k.best_pool_size) == (8, 8)
+    assert k.reason.startswith("pool 8: 500 TPS, 1.00 of the best (pool 8, 500 TPS), p99 10.0 ms")
+    assert "smaller:" not in k.reason
 
 
-@given(st.dictionaries(st.integers(1, 200), st.floats(1, 1e5), min_size=1))
-def test_knee_is_never_far_below_the_best_and_nothing_smaller_qualifies(tps: dict[int, float]) -> None:
-    k = knee(tps)
-    best = max(tps.values())
-    assert tps[k] >= 0.95 * best
-    assert all(tps[s] < 0.95 * best for s in tps if s < k)
+def test_a_tie_on_throughput_takes_the_lower_p99_as_the_best() -> None:
+    # 16 and 32 tie on TPS; 32's p99 is lower, so it is the reference: 16's 30 ms > 1.2 x 20 ms.
+    k = knee(pts({16: 1000, 32: 1000}, {16: 30.0, 32: 20.0}))
+    assert (k.pool_size, k.best_pool_size, k.best_p99_ms) == (32, 32, 20.0)
+
+
+@pytest.mark.parametrize(
+    ("p99", "expected"),
+    [
+        ({4: 12.0, 8: 11.0, 16: 10.0}, 4),  # 12 <= 1.2 x 10: within
+        ({4: 12.1, 8: 11.0, 16: 10.0}, 8),  # 4's tail is too long: the next size
+        ({4: 50.0, 8: 40.0, 16: 10.0}, 16),  # only the best's own p99 qualifies
+        ({4: None, 8: 11.0, 16: 10.0}, 8),  # no latency log at 4: it cannot show its tail
+        ({4: None, 8: None, 16: None}, 4),  # no p99 anywhere: throughput alone decides
+    ],
+)
+def test_a_size_within_the_throughput_but_with_a_long_tail_is_passed_over(
+    p99: dict[int, float | None], expected: int
+) -> None:
+    k = knee(pts({4: 980, 8: 990, 16: 1000}, p99))
+    assert k.pool_size == expected
+
+
+def test_the_reason_names_the_best_and_why_smaller_sizes_lost() -> None:
+    k = knee(pts({2: 500, 4: 990, 8: 1000}, {2: 10.0, 4: 30.0, 8: 10.0}))
+    assert k.pool_size == 8
+    assert k.reason == (
+        "pool 8: 1000 TPS, 1.00 of the best (pool 8, 1000 TPS), p99 10.0 ms (best 10.0 ms); within 5% of "
+        "the best TPS, p99 <= 1.2 x the best's; smaller: 2 (0.50 of the best TPS), "
+        "4 (p99 30.0 ms > 1.2 x 10.0 ms)"
+    )
+
+
+def test_rounds_of_one_size_count_as_their_median() -> None:
+    # Three rounds at 4: 700, 960, 980 -> median 960, within 5% of 16's median 1000.
+    rounds = [Pt(4, 700), Pt(4, 960), Pt(4, 980), Pt(16, 1000), Pt(16, 900), Pt(16, 1010)]
+    k = knee(rounds)
+    assert (k.pool_size, k.throughput, k.best_throughput) == (4, 960, 1000)
+
+
+def test_tolerance_and_p99_factor_are_parameters() -> None:
+    tps = {4: 900, 16: 1000}
+    assert knee(pts(tps)).pool_size == 16
+    assert knee(pts(tps), tolerance=0.1).pool_size == 4
+    assert knee(pts(tps, {4: 14.0, 16: 10.0}), tolerance=0.1).pool_size == 16
+    assert knee(pts(tps, {4: 14.0, 16: 10.0}), tolerance=0.1, p99_factor=1.5).pool_size == 4
+
+
+def test_the_sweeps_own_points_are_read_by_the_knee() -> None:
+    from toolkit.adapters.pgbench import Result, SweepPoint  # noqa: PLC0415 - the adapter's shape
+
+    points = [SweepPoint(s, Result(t, 1, 0, 0, 1.0, 9.0, 0)) for s, t in ((2, 50.0), (8, 99.0), (16, 100.0))]
+    assert knee(points).pool_size == 8
+
+
+@pytest.mark.parametrize(
+    ("points", "match"),
+    [
+        ([], "no pool size"),
+        ([Pt(4, 0.0), Pt(8, 0.0)], "no pool size of the sweep ran a transaction"),
+        ([Pt(0, 10.0)], "a pool size must be >= 1"),
+        ([Pt(4, math.nan)], "finite"),
+        ([Pt(4, 10.0, -1.0)], "finite and >= 0"),
+    ],
+)
+def test_a_sweep_without_an_answer_is_an_error(points: list[Pt], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        knee(points)
+
+
+@given(
+    st.dictionaries(st.integers(1, 200), st.tuples(st.floats(1, 1e5), st.floats(0.1, 1e4)), min_size=1),
+)
+def test_the_knee_is_within_both_bounds_and_nothing_smaller_is(sweep: dict[int, tuple[float, float]]) -> None:
+    k = knee([Pt(s, t, p) for s, (t, p) in sweep.items()])
+    best_tps = max(t for t, _ in sweep.values())
+    assert k.best_throughput == best_tps
+    best_p99 = k.best_p99_ms
+    assert best_p99 is not None
+
+    def qualifies(size: int) -> bool:
+        t, p = sweep[size]
+        return t >= 0.95 * best_tps and p <= 1.2 * best_p99
+
+    assert qualifies(k.pool_size)
+    assert not any(qualifies(s) for s in sweep if s < k.pool_size)
 
 
 def _topo(clients: int = 200, processes: int = 1, dbs: int = 1, cores: int = 2) -> Topology:
@@ -179,35 +282,36 @@ def _topo(clients: int = 200, processes: int = 1, dbs: int = 1, cores: int = 2) 
     return Topology(DatabaseCapacity(100, cores), (host,), (AppNode("web", workers=clients),))
 
 
-@pytest.mark.parametrize("pool", [1, 2, 4, 5, 8, 13, 16, 20, 32, 64, 91])
-def test_values_make_the_sizing_give_the_knee(pool: int) -> None:
-    topo = _topo()
-    values, p = values_for_pool(topo, "pgb", pool)
-    assert p.pgbouncer[0].value("default_pool_size") == pool
-    if "database_hold_factor" in values:
-        again = replace(topo, database=replace(topo.database, hold_factor=values["database_hold_factor"]))
-        assert plan(again).pgbouncer[0].value("default_pool_size") == pool
-        # The smallest such factor: 0.1 less gives a smaller pool.
-        factor = values["database_hold_factor"]
-        if factor > 0.1:
-            lower = replace(topo, database=replace(topo.database, hold_factor=factor - 0.1))
-            assert plan(lower).pgbouncer[0].value("default_pool_size") < pool
+def test_the_advice_is_one_inventory_line() -> None:
+    assert pool_line(8) == "pgbouncer_default_pool_size: 8"
 
 
-def test_a_pool_above_what_the_clients_can_use_is_pinned_not_reached_by_the_factor() -> None:
-    # 10 clients: no hold factor makes the plan give more than 10, so the size is pinned.
-    values, p = values_for_pool(_topo(clients=10), "pgb", 16)
-    assert values == {"pgbouncer_default_pool_size": 16}
-    assert p.pgbouncer[0].value("default_pool_size") == 16
+@pytest.mark.parametrize("pool", [1, 2, 4, 5, 8, 13, 16, 20, 32, 64, 72])
+def test_the_pinned_pool_sets_the_pool_and_the_rest_of_the_plan_follows(pool: int) -> None:
+    p = pin_pool(_topo(), "pgb", pool)
+    pgb = p.pgbouncer[0]
+    reserve = min(math.ceil(pool / 4), 91 - pool)
+    assert pgb.value("default_pool_size") == pool
+    assert pgb.value("reserve_pool_size") == reserve
+    assert pgb.value("min_pool_size") == pool // 4
+    assert pgb.value("max_db_connections") == pool + reserve
+    # The PostgreSQL budget counts the pinned pool, not the computed one.
+    assert p.budget.pgbouncer_server_connections == pool + reserve
+    line = next(b for b in p.budget.lines if b.item == "pgbouncer pgb")
+    assert line.value == pool + reserve
 
 
-def test_the_factor_accounts_for_every_pool_sharing_the_target() -> None:
-    # 2 processes x 2 databases = 4 pools share the target: pool 8 each needs a target of 29..32.
-    values, p = values_for_pool(_topo(processes=2, dbs=2), "pgb", 8)
-    assert values == {"database_hold_factor": 7.1}  # ceil(4 x 7.1) = 29 -> ceil(29 / 4) = 8
-    assert p.pgbouncer[0].value("default_pool_size") == 8
+def test_a_pool_above_what_the_clients_can_use_is_still_pinned() -> None:
+    # 10 clients: the computed plan gives 10; the line pins 16, as the sweep measured it.
+    assert plan(_topo(clients=10)).pgbouncer[0].value("default_pool_size") == 10
+    assert pin_pool(_topo(clients=10), "pgb", 16).pgbouncer[0].value("default_pool_size") == 16
 
 
 def test_a_pool_beyond_the_budget_is_refused_by_the_sizing() -> None:
     with pytest.raises(SizingError, match="exceeds the budget"):
-        values_for_pool(_topo(processes=2, dbs=2), "pgb", 23)  # 91 usable // 4 pools = 22 < 23
+        pin_pool(_topo(processes=2, dbs=2), "pgb", 23)  # 91 usable // 4 pools = 22 < 23
+
+
+def test_pinning_an_unknown_host_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no PgBouncer host nope"):
+        pin_pool(_topo(), "nope", 8)

@@ -285,6 +285,21 @@ class SweepPoint:
     size: int
     result: Result
 
+    @property
+    def pool_size(self) -> int:
+        """The pool size (``toolkit.domain.calibrate.knee`` reads points by these three names)."""
+        return self.size
+
+    @property
+    def tps(self) -> float:
+        """pgbench's throughput at this size."""
+        return self.result.tps
+
+    @property
+    def p99_ms(self) -> float | None:
+        """The p99 latency at this size, from the per-transaction log."""
+        return self.result.p99_ms
+
     def to_dict(self) -> dict[str, Any]:
         """The point as calibrate's JSON gives it."""
         r = self.result

@@ -32,8 +32,10 @@ query, so they pull the factor towards 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from toolkit.domain.models import Topology
 from toolkit.domain.pgbouncer_rows import StatsRow
@@ -170,62 +172,137 @@ def inventory_hold_factor(measured: float) -> float:
 
 # --- the sweep (``toolkit calibrate --sweep``) -------------------------------------------------------
 
-# The knee: the smallest pool within this fraction of the best throughput of the sweep.
+# The knee: the smallest pool within this fraction of the best throughput of the sweep ...
 KNEE_TOLERANCE = 0.05
-# The largest hold factor the inverse search tries before it falls back to pinning the pool.
-MAX_HOLD_FACTOR = 50.0
+# ... whose p99 latency is at most this multiple of the best's.
+KNEE_P99_FACTOR = 1.2
+# The inventory variable the sweep's advice sets on the swept PgBouncer host.
+POOL_VARIABLE = "pgbouncer_default_pool_size"
 
 
-def knee(tps_by_size: Mapping[int, float], tolerance: float = KNEE_TOLERANCE) -> int:
-    """The smallest pool size whose throughput is within ``tolerance`` of the sweep's best.
+class SweepSample(Protocol):
+    """One measured pool size of a sweep (``toolkit.adapters.pgbench.SweepPoint`` is one)."""
 
-    A smaller pool leaves fewer connections for everything else and queues less on the database, so
-    among sizes that are equal within the noise the smallest wins.
+    @property
+    def pool_size(self) -> int: ...
 
-    >>> knee({2: 1400.0, 4: 2000.0, 8: 2300.0, 16: 2390.0, 32: 2260.0})
-    8
-    >>> knee({4: 100.0})
-    4
+    @property
+    def tps(self) -> float: ...
+
+    @property
+    def p99_ms(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class KneeResult:
+    """The pool size a sweep advises, its figures, and why (one line)."""
+
+    pool_size: int
+    throughput: float
+    p99_ms: float | None
+    reason: str
+    best_pool_size: int = 0
+    best_throughput: float = 0.0
+    best_p99_ms: float | None = None
+
+
+def knee(
+    points: Iterable[SweepSample], tolerance: float = KNEE_TOLERANCE, p99_factor: float = KNEE_P99_FACTOR
+) -> KneeResult:
+    """The smallest pool size within ``tolerance`` of the best TPS, with p99 <= ``p99_factor`` x the best's.
+
+    The best is the size of the highest throughput (on a tie: the lower p99, then the smaller size).
+    A smaller pool leaves connections for everything else and queues less on the database, so among
+    sizes equal within the noise the smallest wins, unless its tail latency is worse: a size without a
+    p99 (no latency log) cannot show that, so it qualifies only when the best has none either. Several
+    points of one size (rounds) count as their median throughput and median p99. The best always
+    qualifies, so there is always an answer. Raise ValueError for no points, a negative or non-finite
+    figure, or a sweep where no size ran a transaction.
+
+    >>> from types import SimpleNamespace as P
+    >>> k = knee([P(pool_size=s, tps=t, p99_ms=9.0) for s, t in ((2, 1400), (8, 2300), (16, 2390))])
+    >>> k.pool_size, k.throughput, k.best_pool_size
+    (8, 2300.0, 16)
+    >>> knee([P(pool_size=8, tps=2300, p99_ms=30.0), P(pool_size=16, tps=2390, p99_ms=20.0)]).pool_size
+    16
     """
-    if not tps_by_size:
+    if not 0 <= tolerance < 1 or p99_factor < 1:
+        raise ValueError("the tolerance must be in [0, 1) and the p99 factor at least 1")
+    by_size: dict[int, list[SweepSample]] = {}
+    for pt in points:
+        figures = (pt.tps,) if pt.p99_ms is None else (pt.tps, pt.p99_ms)
+        if pt.pool_size < 1 or any(not math.isfinite(f) or f < 0 for f in figures):
+            raise ValueError(f"pool {pt.pool_size}: a pool size must be >= 1 and its figures finite and >= 0")
+        by_size.setdefault(pt.pool_size, []).append(pt)
+    if not by_size:
         raise ValueError("the sweep measured no pool size")
-    best = max(tps_by_size.values())
-    return min(size for size, tps in tps_by_size.items() if tps >= (1 - tolerance) * best)
+    sizes = {size: _median_point(pts) for size, pts in by_size.items()}
+    best = max(sizes, key=lambda s: (sizes[s][0], -(sizes[s][1] or 0.0), -s))
+    best_tps, best_p99 = sizes[best]
+    if best_tps <= 0:
+        raise ValueError("no pool size of the sweep ran a transaction: nothing to compare")
+    floor = (1 - tolerance) * best_tps
+    ceiling = None if best_p99 is None else p99_factor * best_p99
+    rejected: list[str] = []
+    for size in sorted(sizes):
+        tps, p99 = sizes[size]
+        if tps < floor:
+            rejected.append(f"{size} ({tps / best_tps:.2f} of the best TPS)")
+        elif ceiling is not None and (p99 is None or p99 > ceiling):
+            rejected.append(f"{size} (p99 {_ms(p99)} > {p99_factor:g} x {_ms(best_p99)})")
+        else:
+            break
+    else:  # pragma: no cover - the best always qualifies
+        raise AssertionError("the best pool size did not qualify")
+    why = (
+        f"pool {size}: {tps:.0f} TPS, {tps / best_tps:.2f} of the best (pool {best}, {best_tps:.0f} TPS), "
+        f"p99 {_ms(p99)} (best {_ms(best_p99)}); within {tolerance:.0%} of the best TPS, p99 <= "
+        f"{p99_factor:g} x the best's"
+    )
+    if rejected:
+        why += "; smaller: " + ", ".join(rejected)
+    return KneeResult(size, tps, p99, why, best, best_tps, best_p99)
 
 
-def values_for_pool(topology: Topology, host: str, pool: int) -> tuple[dict[str, float | int], Plan]:
-    """The inventory values that make :func:`~toolkit.domain.sizing.plan` give ``host`` this pool.
+def _median_point(points: Sequence[SweepSample]) -> tuple[float, float | None]:
+    p99s = [float(p.p99_ms) for p in points if p.p99_ms is not None]
+    return float(statistics.median(p.tps for p in points)), statistics.median(p99s) if p99s else None
 
-    The smallest ``database_hold_factor`` (in steps of 0.1) whose plan sizes ``host``'s
-    default_pool_size to ``pool``; if no factor does (the pool is above the budget's cap or the clients
-    a process serves, or the target's rounding skips it), ``pgbouncer_default_pool_size`` pinned to it,
-    which the sizing validates against the same budget (SizingError if it does not fit).
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def pool_line(pool: int) -> str:
+    """The inventory line the sweep advises for the swept PgBouncer host.
+
+    >>> pool_line(8)
+    'pgbouncer_default_pool_size: 8'
+    """
+    return f"{POOL_VARIABLE}: {pool}"
+
+
+def pin_pool(topology: Topology, host: str, pool: int) -> Plan:
+    """The plan with ``host``'s ``pgbouncer_default_pool_size`` pinned to ``pool`` (what the line gives).
+
+    The sizing validates the pinned pool against the same budget (SizingError if it does not fit), and
+    the rest follows from it: reserve, min pool, max_db_connections, the PostgreSQL budget's line.
 
     >>> from toolkit.domain.models import DatabaseCapacity, PgBouncerHost, AppNode
     >>> topo = Topology(DatabaseCapacity(100, 2), (PgBouncerHost("pgb", ("app",), ("app",)),),
     ...                 (AppNode("web", workers=200),))
-    >>> values_for_pool(topo, "pgb", 8)[0]
-    {'database_hold_factor': 1.8}
-    >>> values_for_pool(topo, "pgb", 95)[0]
+    >>> pgb = pin_pool(topo, "pgb", 8).pgbouncer[0]
+    >>> [pgb.value(s) for s in ("default_pool_size", "reserve_pool_size", "max_db_connections")]
+    [8, 2, 10]
+    >>> pin_pool(topo, "pgb", 95)
     Traceback (most recent call last):
     ...
     toolkit.domain.errors.SizingError: pgbouncer host pgb: pgbouncer_default_pool_size 95 exceeds ...
     """
-    for tenths in range(1, int(MAX_HOLD_FACTOR * 10) + 1):
-        factor = tenths / 10
-        p = plan(replace(topology, database=replace(topology.database, hold_factor=factor)))
-        got = _pool_of(p, host)
-        if got == pool:
-            return {"database_hold_factor": factor}, p
-        if got > pool:
-            break
+    if host not in {h.name for h in topology.pgbouncers}:
+        raise ValueError(f"no PgBouncer host {host} in the topology")
     hosts = tuple(
         replace(h, overrides=replace(h.overrides, default_pool_size=pool)) if h.name == host else h
         for h in topology.pgbouncers
     )
-    p = plan(replace(topology, pgbouncers=hosts))
-    return {"pgbouncer_default_pool_size": pool}, p
-
-
-def _pool_of(p: Plan, host: str) -> int:
-    return next(h.value("default_pool_size") for h in p.pgbouncer if h.host == host)
+    return plan(replace(topology, pgbouncers=hosts))
