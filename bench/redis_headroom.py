@@ -13,12 +13,14 @@ do not wrap it in flock), ``--rounds`` times, interleaved; the table gives media
 
 The plan's claim (toolkit/domain/sizing.py, ``_size_redis``): ``maxclients = 2 x app clients + ops
 slots``, "a leak shows before it hurts", i.e. the app alone never needs more than half of
-``maxclients - ops slots``; the app's peak is at most the plan's client demand.
+``maxclients - ops slots``; the app's peak is at most the plan's client demand, and each node's at most
+its own (``AppNode.demand``: processes x the per-process pool bound, the demo's SharedBlockingPool with
+max_connections = django_threads, + Celery and extra clients).
 
 Usage: ``python bench/redis_headroom.py [--phases all] [--rounds 3] [--seconds 5] [--out
 bench/results]``. Results: redis_headroom.json (every sample's peak, per run) and redis_headroom.md.
-Exit 0 when every phase ran and the app's peak stayed within the plan's demand on every host, 1 when
-it did not, 3 when a drill or Redis could not be run or read.
+Exit 0 when every phase ran and the app's peak stayed within the plan's demand on every host and for
+every node, 1 when it did not, 3 when a drill or Redis could not be run or read.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from machine import machine
 from lab.drills.harness import Lab
 from lab.drills.http_load import Wrk, request
 from toolkit.adapters import inventory
+from toolkit.domain.inventory import topology_from_inventory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -328,7 +331,15 @@ def plan_demand() -> dict[str, dict[str, Any]]:
     }
 
 
-def summarise(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def node_demand(path: str = INVENTORY) -> dict[str, int]:
+    """Each app node's planned Redis clients (the model's ``AppNode.demand``)."""
+    data = inventory.load(path)
+    return {n.name: n.demand for n in topology_from_inventory(data.groups, data.hostvars).app_nodes}
+
+
+def summarise(
+    runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]], per_node: dict[str, int]
+) -> list[dict[str, Any]]:
     """One row per (phase, host): medians over the rounds, and the maxima of the counters."""
     rows = []
     for phase in dict.fromkeys(r["phase"] for r in runs):
@@ -360,7 +371,10 @@ def summarise(runs: list[dict[str, Any]], plan: dict[str, dict[str, Any]]) -> li
                     "rejected_connections": sum(c["rejected_connections"] for c in cells),
                     "ops_refused_after_s": max(c["ops_refused_after_s"] for c in cells),
                     "samples": statistics.median(c["samples"] for c in cells),
-                    "within_demand": all(c["peak_app_clients"] <= demand for c in cells),
+                    "within_demand": all(c["peak_app_clients"] <= demand for c in cells)
+                    and all(
+                        n <= per_node.get(k, 0) for c in cells for k, n in c["peak_app_clients_by_node"].items()
+                    ),
                 }
             )
     return rows
@@ -420,7 +434,8 @@ def main() -> int:
             print(
                 f"round {rnd + 1} {phase}: {run['seconds']} s, exit {run['exit']}, {peaks}{ended}", flush=True
             )
-    rows = summarise(runs, plan)
+    nodes = node_demand()
+    rows = summarise(runs, plan, nodes)
     now = dt.datetime.now(dt.UTC)
     command = "python bench/redis_headroom.py " + " ".join(sys.argv[1:])
     lines = [
@@ -432,12 +447,16 @@ def main() -> int:
         *table(rows),
         "",
         *[f"plan {h}: maxclients {p['maxclients']} = {p['reason']}" for h, p in plan.items()],
+        "plan per node: " + ", ".join(f"{n} {d}" for n, d in nodes.items()),
+        "restarted after a flood: "
+        + (", ".join(f"round {r['round']} {u}" for r in runs for u in r["restarted_after"]) or "none"),
     ]
     print("\n".join(lines))
     doc = {
         "schema": {"name": "bench.redis_headroom", "version": 1},
         "meta": {"date": f"{now:%Y-%m-%d}", "machine": machine(), "command": command, "rounds": args.rounds},
         "plan": plan,
+        "plan_per_node": nodes,
         "summary": rows,
         "runs": runs,
     }
