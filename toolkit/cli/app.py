@@ -71,7 +71,7 @@ COMMANDS = (
         "calibrate",
         "toolkit.cli.calibrate",
         "calibrate_command",
-        "Measure the hold factor under live load and show the pool sizes it gives; exit 3 without traffic.",
+        "Advise pool sizes: --sweep finds the knee and its inventory line; alone, the SHOW STATS hold factor.",
     ),
     LazyCommand(
         "runbook",
