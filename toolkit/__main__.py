@@ -1,6 +1,6 @@
 """Run the toolkit as ``python -m toolkit``."""
 
-from toolkit.cli.app import main
+from toolkit.cli.launch import main
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from toolkit.adapters import inventory
 from toolkit.adapters.inventory import InventoryData, InventorySource, Vault
 from toolkit.adapters.secrets import Secrets
+from toolkit.cli.launch import claim
 from toolkit.domain.errors import SizingError, UsageError
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.models import Topology
@@ -70,6 +71,8 @@ def load_context(
         )
     if announce:
         print(f"toolkit: inventory {source.describe()}", file=sys.stderr)
+    if pending is None:  # the read the console script started for this command line (toolkit/cli/launch.py)
+        pending = claim(source.paths, vault)
     data = pending.wait() if pending is not None else inventory.load(source.paths, vault=vault)
     topology = topology_from_inventory(data.groups, data.hostvars)
     result, error = _plan(topology)

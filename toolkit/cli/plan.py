@@ -1,7 +1,8 @@
 """``toolkit plan``: the pool plan and connection budget for every PgBouncer and Redis host.
 
 Its cost is mostly the ``ansible-inventory --list`` it runs (bench/plan_speed.py, goal: the whole
-command within 1.2 x that): the read starts first, and the modules that build and check the plan are
+command within 1.2 x that): the console script starts the read before typer loads
+(toolkit/cli/launch.py; here, when it did not), and the modules that build and check the plan are
 imported while it runs.
 """
 
@@ -15,6 +16,7 @@ from typing import Annotated
 import typer
 
 from toolkit.adapters import inventory
+from toolkit.cli.launch import claim
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, VaultPasswordFileOption
 from toolkit.domain.errors import SizingError
 
@@ -36,7 +38,10 @@ def plan_command(
     vault = inventory.Vault(vault_password_file, ask_vault_pass)
     given = inventory_path is None or bool(inventory_path.strip())  # an empty -i: load_context says so
     source = inventory.resolve(inventory_path) if given else None
-    pending = inventory.start(source.paths, vault=vault) if source is not None else None
+    # Started by the console script before typer loaded (toolkit/cli/launch.py), else here.
+    pending = (
+        None if source is None else claim(source.paths, vault) or inventory.start(source.paths, vault=vault)
+    )
     try:
         # Imported while ansible-inventory runs: the plan's modules, and rich for the table.
         from toolkit.cli.context import load_context  # noqa: PLC0415
