@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 import tomllib
@@ -57,3 +58,20 @@ def ssh(fleet: Any) -> Ssh:
         )
 
     return run
+
+
+SECRETS = ROOT / ".lab"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+def secret(name: str) -> str:
+    """A lab secret that the lab playbook generated in .lab/ (never printed)."""
+    path = SECRETS / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: deploy the fleet first with 'make lab'")
+    return path.read_text().strip()
+
+
+def recaps(out: str) -> dict[str, tuple[int, int, int]]:
+    """host -> (changed, unreachable, failed) from ansible-playbook's play recap."""
+    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(out)}

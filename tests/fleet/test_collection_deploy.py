@@ -12,7 +12,6 @@ PgBouncer and Redis still answers. Run it holding the lab lock; it leaves the fl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,23 +19,14 @@ import psycopg
 import pytest
 import redis
 
-from tests.fleet.conftest import ROOT, Ssh
+from tests.fleet.conftest import ROOT, Ssh, recaps, secret
 from tests.packaging.collection_env import FQCN, CollectionEnv, install
 
 pytestmark = pytest.mark.fleet
 
-SECRETS = ROOT / ".lab"
 PGBOUNCERS = {"pgb1": "198.18.0.11", "pgb2": "198.18.0.12"}
 REDIS = {"redis1": "198.18.0.15", "redis2": "198.18.0.16"}
 HOSTS = {*PGBOUNCERS, *REDIS}
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
-
-
-def secret(name: str) -> str:
-    path = SECRETS / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: deploy the fleet first with 'make lab'")
-    return path.read_text().strip()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +50,7 @@ def deploy(collection: CollectionEnv) -> dict[str, tuple[int, int, int]]:
         ANSIBLE_PYTHON_INTERPRETER="auto_silent",
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-    found = {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(proc.stdout)}
+    found = recaps(proc.stdout)
     assert set(found) == HOSTS, found
     print(f"deploy with the installed collection: changed { ({h: c for h, (c, _, _) in found.items()}) }")
     return found

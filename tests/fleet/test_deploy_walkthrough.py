@@ -26,11 +26,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fleet.conftest import recaps
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SECRETS = ROOT / ".lab"
 DOC = ROOT / "docs" / "deploy.md"
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 PROGRAMS = {"toolkit", "ansible-playbook", "ansible-vault", "cp", "sed", "rm"}
 # The lab's one documented finding (docs/checks.md); `make lab` accepts it and nothing else.
 LAB_FINDINGS = {"pgbouncer.version_outdated"}
@@ -120,10 +121,6 @@ def _run(argv: list[str], timeout: float = 1200) -> subprocess.CompletedProcess[
     return proc
 
 
-def _recap(out: str) -> dict[str, tuple[int, int, int]]:
-    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(out)}
-
-
 def test_the_walkthrough_deploys_the_lab_shape_onto_the_fleet(fleet: Any, tmp_path: Path) -> None:
     inventory = tmp_path / "inventory" / "mine"
     inventory.parent.mkdir()
@@ -174,7 +171,7 @@ def test_the_walkthrough_deploys_the_lab_shape_onto_the_fleet(fleet: Any, tmp_pa
                 assert text.startswith("$ANSIBLE_VAULT;")
                 assert not any(p in text for p in passwords.values())
             elif kind in {"check", "deploy"}:
-                recap = _recap(proc.stdout)
+                recap = recaps(proc.stdout)
                 assert set(recap) >= {"pgb1", "pgb2", "redis1", "redis2"}, proc.stdout[-2000:]
                 assert all(u == 0 and f == 0 for _, u, f in recap.values()), recap
                 changed = {h: c for h, (c, _, _) in recap.items() if c}
