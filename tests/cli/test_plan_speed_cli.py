@@ -2,7 +2,8 @@
 
 typer coerces options through pydantic, about 150 ms of import; toolkit/cli/coercion.py handles the
 str, bool and Enum options without it. A typer release that moves the hook makes ``toolkit plan``
-import pydantic again: the first test says so. The others hold the shortcut to typer's own results
+import pydantic again: the first test says so (and that the JSON plan imports neither rich, nor the
+drivers, nor doctor's checks and snapshot types: its peers note is in toolkit/domain/peers.py). The others hold the shortcut to typer's own results
 and messages. No timing asserts (bench/plan_speed.py measures).
 """
 
@@ -28,11 +29,12 @@ try:
     main(["plan", "-i", "inventory/lab", "--format", "json"])
 except SystemExit as done:
     assert done.code in (0, None), done.code
-print(",".join(sorted(m for m in ("pydantic", "rich", "psycopg", "redis") if m in sys.modules)))
+heavy = ("pydantic", "rich", "psycopg", "redis", "toolkit.domain.checks", "toolkit.domain.snapshot")
+print(",".join(sorted(m for m in heavy if m in sys.modules)))
 """
 
 
-def test_plan_imports_neither_pydantic_nor_the_drivers() -> None:
+def test_plan_imports_neither_pydantic_nor_the_drivers_nor_the_checks() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
     )

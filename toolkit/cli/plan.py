@@ -45,7 +45,7 @@ def plan_command(
     try:
         # Imported while ansible-inventory runs: the plan's modules, and rich for the table.
         from toolkit.cli.context import load_context  # noqa: PLC0415
-        from toolkit.domain.checks.pgbouncer_peers import plan_notes  # noqa: PLC0415
+        from toolkit.domain.peers import plan_notes  # noqa: PLC0415
         from toolkit.domain.sizing_fixes import smallest_changes  # noqa: PLC0415
 
         if output is PlanFormat.table:  # rich, only for the table

@@ -6,22 +6,21 @@ request is a new connection: when it reaches another process than the one runnin
 process knows no such key and drops it, and the query runs on (source: PgBouncer's NEWS for 1.19.0
 and its docs, "so_reuseport" and "[peers]"). The role configures peers where the version has them
 (roles/pgbouncer/vars/main.yml); this module says so where it cannot: in doctor from the live
-version and ``peer_id``, and in ``toolkit plan`` from the inventory alone.
+version and ``peer_id``, and in ``toolkit plan`` from the inventory alone (toolkit/domain/peers.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from toolkit.domain import versions
 from toolkit.domain.checks.base import CheckInfo
 from toolkit.domain.findings import Finding, Severity
-from toolkit.domain.models import Topology
+from toolkit.domain.peers import CANCEL_WITHOUT_PEERS, PEERS, plan_notes
 from toolkit.domain.snapshot import Snapshot
 
-ID = "pgbouncer.cancel_without_peers"
+__all__ = ["CATALOG", "ID", "PEERS", "REMEDY", "plan_notes", "run"]
+
+ID = CANCEL_WITHOUT_PEERS
 CATALOG = (CheckInfo(ID, "several processes share the port without peers: cancel requests can be lost"),)
-PEERS = (1, 19, 0)  # peer_id and [peers]
 REMEDY = (
     "install PgBouncer 1.19+ so the role configures peer_id and [peers], or set pgbouncer_processes: 1 "
     "(toolkit plan sizes the pools again)"
@@ -56,32 +55,3 @@ def run(snap: Snapshot) -> list[Finding]:
             )
         )
     return out
-
-
-def plan_notes(topology: Topology, minimum_versions: Mapping[str, str]) -> tuple[str, ...]:
-    """What ``toolkit plan`` says of each multi-process host whose inventory does not require peers.
-
-    The plan is offline: it knows the version only as the floor the role enforces
-    (``pgbouncer_minimum_version``); below 1.19, or unset, it says that cancels can be lost.
-
-    >>> from toolkit.domain.models import DatabaseCapacity, PgBouncerHost
-    >>> t = Topology(DatabaseCapacity(100, 2), (PgBouncerHost("pgb2", ("app",), ("app",), processes=2),), ())
-    >>> plan_notes(t, {"pgb2": "1.19"})
-    ()
-    >>> plan_notes(t, {"pgb2": "1.18.0"})[0][:70]
-    'pgb2: 2 PgBouncer processes share port 6432; with PgBouncer older than'
-    """
-    out: list[str] = []
-    for host in topology.pgbouncers:
-        if host.processes <= 1:
-            continue
-        floor = versions.parse_version(minimum_versions.get(host.name, "") or "")
-        if floor is not None and floor >= PEERS:
-            continue
-        out.append(
-            f"{host.name}: {host.processes} PgBouncer processes share port {host.listen_port}; "
-            "with PgBouncer older than 1.19 (no peers) a cancel request that reaches another process "
-            f"than the query's is lost; doctor checks the live version ({ID}); "
-            "pgbouncer_minimum_version: '1.19' makes the role require peers"
-        )
-    return tuple(out)
