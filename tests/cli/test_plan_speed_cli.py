@@ -3,8 +3,9 @@
 typer coerces options through pydantic, about 150 ms of import; toolkit/cli/coercion.py handles the
 str, bool and Enum options without it. A typer release that moves the hook makes ``toolkit plan``
 import pydantic again: the first test says so (and that the JSON plan imports neither rich, nor the
-drivers, nor doctor's checks and snapshot types: its peers note is in toolkit/domain/peers.py). The others hold the shortcut to typer's own results
-and messages. No timing asserts (bench/plan_speed.py measures).
+drivers, nor doctor's checks and snapshot types: its peers note is in toolkit/domain/peers.py).
+The others hold the shortcut to typer's own results and messages. No timing asserts
+(bench/plan_speed.py measures).
 """
 
 from __future__ import annotations
