@@ -93,7 +93,11 @@ cli: venv
 wheel: venv
 	$(BIN)/pytest -q -m packaging tests/packaging
 
+# wrk loads the demo app from here (tests/integration/test_bench_pool_sizing.py, the drills, the benches).
+WRK := command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
 integration: venv
+	@$(WRK)
 	$(BIN)/pytest -q -m integration --durations=12 tests/integration
 
 # The four incident drills against the demo app under HTTP load; each asserts detection and recovery.
@@ -123,6 +127,7 @@ fleet: venv
 
 # Measurements, not tests: `make test` never runs them.
 bench: venv
+	@$(WRK)
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/doctor_fleet.py
 	$(BIN)/python bench/pool_sizing.py

@@ -284,12 +284,12 @@ class BenchLab:
 
     def free_port(self) -> int:
         """The next port from 7432 up that nothing listens on at BENCH_HOST's address."""
-        while self._next_port < FIRST_PORT + 500:
+        while self._next_port < FIRST_PORT + 2000:
             port = self._next_port
             self._next_port += 1
             if port_is_free(port):
                 return port
-        raise LabError(f"no free port between 7432 and 7931 on {BENCH_HOST.name} for the bench's PgBouncer")
+        raise LabError(f"no free port between 7432 and 9431 on {BENCH_HOST.name} for the bench's PgBouncer")
 
     def start(
         self,

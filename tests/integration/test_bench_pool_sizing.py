@@ -2,10 +2,11 @@
 
 Both use PgBouncer processes of their own on the lab's first PgBouncer host (bench/pgbouncer_lab.py:
 transient units ``pool-sizing-*``, ports from 7432), never the lab's 6432, and the database ``bench``
-on the database host with roles of their own; pgbench and toolkit run here, on the controller, over
-the lab's network. The HTTP workload is skipped, saying why, where bench/demo_http.py cannot run it
-(on the fleet, for now). No timing asserts: only that the harness measures every configuration,
-writes its files and stops every process it started, here and on the PgBouncer host.
+on the database host with roles of their own; pgbench, wrk and toolkit run here, on the controller, over
+the lab's network. The HTTP workload's demo instance is a unit of the bench's own on the first app host
+(bench/demo_http.py). The quick run pins the fleet (--pin on: the database host on CPU 0, the others on
+CPU 1, lab/fleet_cpus.py) and must leave it unpinned. No timing asserts: only that the harness measures
+every configuration, writes its files and stops every process it started, here and on the hosts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from lab import fleet_cpus
 from tests.cli.streams import without_inventory_line
 from tests.integration.conftest import BIN, ROOT
 
@@ -29,41 +31,48 @@ sys.path.insert(0, str(ROOT / "bench"))
 import demo_http
 import fleet
 from pgbouncer_lab import ADMIN, BENCH_HOST, OWNER, BenchLab
+from sizing_runs import interleaved
 
 BENCH = ROOT / "bench" / "pool_sizing.py"
 MARK = "pool-sizing-"  # every file of the bench (configs, logs) lives in a temp dir named so
+# One size, pinned, one round of 1 s runs: every configuration of every workload, with the HTTP one.
+QUICK = ("--quick", "--pin", "on", "--sizes", "4")
 
 
 def leftovers() -> list[str]:
-    """Live processes that belong to a bench run: PgBouncer and pgbench (their files are in the bench's
-    temp dir), demo instances (their environment names the bench's config dir)."""
+    """Live processes of a bench run here (PgBouncer and pgbench: their files are in the bench's temp
+    dir; wrk), and its units and directories on the PgBouncer host and the app host."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            env = (proc / "environ").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        ours = MARK in cmd and ("pgbouncer" in cmd or "pgbench" in cmd)
-        if ours or f"TOOLKIT_DEMO_ETC={tempfile.gettempdir()}/{MARK}" in env:
+        if (MARK in cmd and ("pgbouncer" in cmd or "pgbench" in cmd)) or cmd.startswith("/usr/bin/wrk "):
             found.append(f"{proc.name}: {cmd[:120]}")
-    return found + remote_leftovers()
+    return found + remote_leftovers(BENCH_HOST) + remote_leftovers(demo_http.app_host())
 
 
-def remote_leftovers() -> list[str]:
-    """The bench's units (their description is PgBouncer's command line) and directories on its host."""
-    units = fleet.ssh(BENCH_HOST, f"systemctl list-units --plain --no-legend --all '{MARK}*'")
-    dirs = fleet.ssh(BENCH_HOST, f"sudo -n find /run -maxdepth 1 -name '{MARK}*'")
-    return [f"{BENCH_HOST.name}: {line[:160]}" for line in (units + dirs).splitlines() if line.strip()]
+def remote_leftovers(host: fleet.Host) -> list[str]:
+    """The bench's units (PgBouncer's, the demo instance's) and directories on a host."""
+    units = fleet.ssh(host, f"systemctl list-units --plain --no-legend --all '{MARK}*'")
+    dirs = fleet.ssh(host, f"sudo -n find /run -maxdepth 1 -name '{MARK}*'")
+    return [f"{host.name}: {line[:160]}" for line in (units + dirs).splitlines() if line.strip()]
+
+
+def unpinned() -> bool:
+    """Every lab host back on every CPU."""
+    return set(fleet_cpus.current().values()) == {"0-1"}
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    assert demo_http.unavailable() is None, f"{demo_http.unavailable()}: run make lab"
     out = tmp_path_factory.mktemp("results")
     run = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--out", str(out)],
+        [sys.executable, str(BENCH), *QUICK, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -79,44 +88,34 @@ def test_quick_run_writes_the_json_with_every_configuration(
     run, out = quick
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     doc: dict[str, Any] = json.loads((out / "pool_sizing.json").read_text())
-    assert doc["schema"] == {"name": "bench.pool_sizing", "version": 1}
-    assert {"date", "machine", "elapsed_s", "clients", "sizes", "rounds", "postgresql"} <= set(doc["meta"])
-    assert (doc["meta"]["clients"], doc["meta"]["sizes"], doc["meta"]["rounds"]) == (8, [2, 4], 1)
-    # The plan for this bench: one process, one pool, 8 clients -> pool min(target 20, 8 clients) = 8.
-    assert doc["plan"]["single"]["settings"]["default_pool_size"] == 8
-    why_not_http = demo_http.unavailable()
-    if why_not_http is None:
-        assert set(doc["single"]) == {"tpcb", "django", "http"}
-        assert doc["meta"]["skipped"] == {}
-        # 8 clients, --quick's one gunicorn process: 8 threads, so the plan sizes for the same demand.
-        assert doc["plan"]["http"]["settings"]["default_pool_size"] == 8
-        assert "1 workers x 8 threads" in doc["meta"]["http"]["instance"]
-    else:
-        assert set(doc["single"]) == {"tpcb", "django"}
-        assert doc["meta"]["skipped"] == {"http": why_not_http}
-    for name, rep in doc["single"].items():
+    assert doc["schema"] == {"name": "bench.pool_sizing", "version": 2}
+    meta = doc["meta"]
+    assert {"date", "machine", "elapsed_s", "load_before", "load_after", "postgresql"} <= set(meta)
+    assert (meta["clients"], meta["sizes"], meta["rounds"], meta["modes"]) == (8, [4], 1, ["pinned"])
+    assert meta["skipped"] == {}
+    # While it ran, the database host had CPU 0 and every other host CPU 1.
+    hosts = meta["pins"]["pinned"][0]["hosts"]
+    assert hosts.pop("db1") == "0" and set(hosts.values()) == {"1"}, meta["pins"]
+    # Pinned, the plan sizes for a 1-core database: 8 clients -> pool min(target 10, 8 clients) = 8.
+    for w in ("tpcb", "django", "http"):
+        assert doc["plan"]["pinned"][w]["database_cores"] == 1
+        assert doc["plan"]["pinned"][w]["settings"]["default_pool_size"] == 8
+    assert "1 workers x 8 threads" in meta["http"]["instance"]
+    assert set(doc["single"]["pinned"]) == {"tpcb", "django", "http"}
+    for name, rep in doc["single"]["pinned"].items():
         keys = {r["key"] for r in rep["rows"]}
-        assert keys == {
-            "sweep-2",
-            "sweep-4",
-            "plan",
-            "calibrated",
-            "pgbouncer-default",
-            "formula",
-            "role-default",
-            "direct-2",
-            "direct-4",
-        }, name
+        direct = set() if name == "http" else {"direct-2"}
+        assert keys == {"sweep-4", "plan", "advice", "fixed-20", *direct}, name
         for r in rep["rows"]:
             assert r["tps"] > 0, (name, r["key"])
             assert r["p99_ms"] > 0, (name, r["key"])
             assert r["errors"] == 0, (name, r["key"], r["runs"])
-        assert rep["best"]["key"] in {"sweep-2", "sweep-4"}
-        assert set(rep["goal"]) == {"plan", "calibrated"}
-        cal = doc["plan"]["calibration"][name]
-        assert cal["measured_hold_factor"] >= 0.9  # a transaction holds its connection at least its queries
-        assert cal["settings"]["default_pool_size"] >= 1
-        # Every run recorded what else held PostgreSQL connections before it started.
+            assert r["tps_band"]["n"] == 1 and r["tps_band"]["min"] == r["tps_band"]["max"], (name, r["key"])
+        assert rep["best"]["key"] == "sweep-4"
+        assert set(rep["goal"]) == {"plan", "advice"}
+        assert rep["goal"]["advice"]["tps_over_plan"]["n"] == 1
+        cal = doc["advice"]["pinned"][name]
+        assert [p["pool_size"] for p in cal["points"]] == [4] and cal["pool_size"] == 4
         run0 = next(r for r in rep["rows"] if r["key"] == "plan")["runs"][0]
         assert run0["backends_before"]["client_backends"] >= 0
     multi = doc["multiplied"]
@@ -135,26 +134,41 @@ def test_quick_run_writes_the_chart_and_the_table(
     run, out = quick
     assert (out / "pool_sizing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "pool_sizing.md").read_text()
-    assert "| toolkit plan (hold factor 5, inventory/lab) | 8 |" in md
+    assert "| toolkit plan (hold factor 5, 1 core(s)) | 8 |" in md
+    assert "| tpcb | pinned | 4 | 8 |" in md
     assert "Goal (plan: TPS >= 95% of best" in md
+    assert "| configuration | pool | requests/s (median) |" in md
     assert "### Multiplied topology" in md
-    if demo_http.unavailable() is None:
-        assert "| configuration | pool | requests/s (median) |" in md
-    else:
-        assert "Workload http skipped: " in md
     assert md.strip().splitlines()[-1] in run.stdout
 
 
-def test_quick_run_leaves_no_process_and_no_temp_dir(
+def test_quick_run_leaves_no_process_no_temp_dir_and_the_fleet_unpinned(
     quick: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
     assert leftovers() == []
     assert not [p for p in Path(tempfile.gettempdir()).glob(MARK + "*") if p.is_dir()]
+    assert unpinned(), fleet_cpus.current()
 
 
-def test_sigterm_mid_run_stops_every_pgbouncer(tmp_path: Path) -> None:
+def test_rounds_interleave_reversed_and_a_mode_can_have_fewer() -> None:
+    seen: list[tuple[int, str]] = []
+    jobs = [
+        (m, f"{m}{i}", lambda rnd, m=m, i=i: seen.append((rnd, f"{m}{i}")))
+        for m in ("a", "b")
+        for i in (1, 2)
+    ]
+    interleaved(3, jobs, lambda _: None, mode_rounds={"a": 3, "b": 2})
+    assert seen == [
+        *[(0, "a1"), (0, "a2"), (0, "b1"), (0, "b2")],
+        *[(1, "b2"), (1, "b1"), (1, "a2"), (1, "a1")],
+        *[(2, "a1"), (2, "a2")],
+    ]
+
+
+def _sigterm_when(argv: list[str], tmp_path: Path, started: str) -> str:
+    """Start the bench, SIGTERM it once ``started`` shows in leftovers(), return its output."""
     proc = subprocess.Popen(
-        [sys.executable, str(BENCH), "--quick", "--out", str(tmp_path)],
+        [sys.executable, str(BENCH), *argv, "--out", str(tmp_path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -162,9 +176,9 @@ def test_sigterm_mid_run_stops_every_pgbouncer(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 120
-        while not any("pgbouncer" in p for p in leftovers()) and time.monotonic() < deadline:
+        while not any(started in p for p in leftovers()) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert any("pgbouncer" in p for p in leftovers()), "the bench never started its PgBouncer"
+        assert any(started in p for p in leftovers()), f"the bench never started {started}"
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)  # reads and closes the pipe
     finally:
@@ -172,40 +186,18 @@ def test_sigterm_mid_run_stops_every_pgbouncer(tmp_path: Path) -> None:
             proc.kill()
             proc.communicate()
     assert proc.returncode != 0, output[-2000:]
+    return output
+
+
+def test_sigterm_mid_run_stops_every_pgbouncer_and_unpins(tmp_path: Path) -> None:
+    _sigterm_when([*QUICK, "--workloads", "tpcb"], tmp_path, "pgbouncer")
     assert leftovers() == []
     assert not (tmp_path / "pool_sizing.json").exists()
+    assert unpinned(), fleet_cpus.current()
 
 
-@pytest.mark.skipif(demo_http.unavailable() is not None, reason=str(demo_http.unavailable()))
-def test_sigterm_while_a_demo_instance_serves_stops_it(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(BENCH),
-            "--quick",
-            "--workloads",
-            "http",
-            "--no-multiplied",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not any("gunicorn" in p for p in leftovers()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert any("gunicorn" in p for p in leftovers()), "the bench never started a demo instance"
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode != 0, output[-2000:]
+def test_sigterm_while_the_demo_instance_serves_stops_it(tmp_path: Path) -> None:
+    _sigterm_when(["--quick", "--workloads", "http", "--no-multiplied"], tmp_path, "-http.service")
     assert leftovers() == []
     assert not [p for p in Path(tempfile.gettempdir()).glob(MARK + "*") if p.is_dir()]
 

@@ -1,0 +1,80 @@
+"""Calibrate's advice for bench/pool_sizing.py: a short sweep per workload and the knee of it.
+
+What ``toolkit calibrate --sweep`` does on a staging PgBouncer (SET default_pool_size per size, pgbench,
+the knee), done here with the bench's own runs so that the HTTP workload gets its sweep too. The knee is
+``toolkit.domain.calibrate.knee`` once it takes the p99 rule (``p99_factor``); until then the bench's
+stand-in below applies the same rule: the smallest pool within 5% of the sweep's best throughput whose
+p99 is at most 1.2 x the best's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pgbouncer_lab import BenchLab, LabError
+from sizing_runs import Config, Load, fixed, pin, run_single
+
+from toolkit.domain import calibrate
+
+KNEE_TOLERANCE, KNEE_P99_FACTOR = 0.05, 1.2
+
+
+@dataclass(frozen=True)
+class Point:
+    """One size of the calibration sweep, as ``calibrate.knee`` takes it."""
+
+    pool_size: int
+    tps: float
+    p99_ms: float
+
+
+def knee_rule() -> str:
+    """Which knee gives the advice: the toolkit's (with its p99 rule) or this bench's stand-in."""
+    params = inspect.signature(calibrate.knee).parameters
+    if "p99_factor" in params:
+        return f"toolkit.domain.calibrate.knee(tolerance={KNEE_TOLERANCE}, p99_factor={KNEE_P99_FACTOR})"
+    return (
+        f"the bench's stand-in for calibrate.knee: smallest pool with TPS >= {1 - KNEE_TOLERANCE:g} x best "
+        f"and p99 <= {KNEE_P99_FACTOR} x best's"
+    )
+
+
+def advice(points: Sequence[Point]) -> int:
+    """The pool calibrate's knee gives for these points (the stand-in until the toolkit's takes p99)."""
+    if "p99_factor" in inspect.signature(calibrate.knee).parameters:
+        found: Any = calibrate.knee(points, tolerance=KNEE_TOLERANCE, p99_factor=KNEE_P99_FACTOR)
+        return int(found.pool_size)
+    best = max(points, key=lambda p: p.tps)
+    ok = [
+        p
+        for p in points
+        if p.tps >= (1 - KNEE_TOLERANCE) * best.tps and p.p99_ms <= KNEE_P99_FACTOR * best.p99_ms
+    ]
+    return min(p.pool_size for p in ok) if ok else best.pool_size
+
+
+def calibration_sweep(
+    lab: BenchLab, args: argparse.Namespace, load: Load, w: str, mode: str, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """A short sweep of ``--sizes`` (in this pin mode) and the pool its knee advises."""
+    points, runs = [], []
+    with pin(mode):
+        for s in args.size_list:
+            log(f"calibration sweep ({w}, {mode}): pool {s}")
+            cfg = Config(f"cal-{s}", f"calibration {s}", "sweep", s, fixed(s, args.clients), args.clients)
+            r = run_single(lab, cfg, load, args.cal_duration, f"cal-{mode}-{w}-{s}")
+            runs.append({"pool": s, **r})
+            if r.get("tps") and r.get("p99_ms"):
+                points.append(Point(s, float(r["tps"]), float(r["p99_ms"])))
+    if not points:
+        raise LabError(f"the calibration sweep of {w} ({mode}) measured nothing: see its runs' errors")
+    return {
+        "duration_s": args.cal_duration,
+        "points": [{"pool_size": p.pool_size, "tps": p.tps, "p99_ms": p.p99_ms} for p in points],
+        "pool_size": advice(points),
+        "runs": runs,
+    }
