@@ -71,7 +71,11 @@ def calibration_sweep(
             if r.get("tps") and r.get("p99_ms"):
                 points.append(Point(s, float(r["tps"]), float(r["p99_ms"])))
     if not points:
-        raise LabError(f"the calibration sweep of {w} ({mode}) measured nothing: see its runs' errors")
+        why = "; ".join(f"pool {r['pool']}: tps {r.get('tps')}, {r.get('error') or 'no error'}" for r in runs)
+        raise LabError(
+            f"the calibration sweep of {w} ({mode}) measured nothing ({why[:300]}); "
+            "try a longer --cal-duration"
+        )
     return {
         "duration_s": args.cal_duration,
         "points": [{"pool_size": p.pool_size, "tps": p.tps, "p99_ms": p.p99_ms} for p in points],
