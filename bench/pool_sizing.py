@@ -27,7 +27,7 @@ pgbench and wrk run here, on the controller, across the lab's network, as an app
 Every configuration runs once per round, rounds interleaved (odd rounds in reverse order); the report
 (bench/sizing_report.py) gives medians and per-round ratios to the sweep's best with their band.
 
-Usage: ``python bench/pool_sizing.py [--duration 15] [--rounds 5] [--clients 200] [--sizes 4,8,...]
+Usage: ``python bench/pool_sizing.py [--duration 10] [--rounds 5] [--clients 200] [--sizes 4,8,...]
 [--workloads tpcb,django,http] [--pin off|on|both] [--quick] [--out bench/results]`` (``make bench``).
 Results: pool_sizing.json, .md and .png in --out.
 """
