@@ -61,7 +61,7 @@ def app_host() -> fleet.Host:
 def unavailable() -> str | None:
     """Why the demo app cannot be benchmarked on the fleet, or None if it can."""
     if shutil.which("wrk") is None:
-        return "wrk is not installed on this machine (apt-get install wrk; make bench-deps)"
+        return "wrk is not installed here: apt-get install wrk (make integration and make bench do)"
     try:
         host = app_host()
         found = fleet.ssh(host, f"sudo -n test -x {SERVE} && echo ok", check=False).strip()
