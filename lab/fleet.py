@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fleet_cpus as fc
 import fleet_host as fh
 import fleet_image as fi
 import fleet_scratch as fs
@@ -69,11 +70,26 @@ def locked(state: Path) -> Iterator[None]:
         yield
 
 
+def release_cpusets(command: str) -> None:
+    """The lab runs on every CPU unless a benchmark pins it (lab/fleet_cpus.py): a run killed while
+    pinned leaves cpusets behind, which up and down remove, moving any host still in one back."""
+    try:
+        held = fc.release()
+    except fc.CpusError as exc:
+        raise FleetError(str(exc)) from exc
+    if held:
+        print(
+            f"fleet: {command}: {', '.join(held)} were pinned (lab/fleet_cpus.py); now on every CPU",
+            flush=True,
+        )
+
+
 def up(fleet: Fleet, state: Path) -> int:
     started = time.monotonic()
     preflight(fleet, state, CHECKOUT)
     with locked(state):
         fi.clear_half_built(state, sys.stdout)
+        release_cpusets("up")
         images = {r: fi.build(r, CHECKOUT, state, sys.stdout) for r in fleet.releases}
         ssh = SshSetup.for_checkout(CHECKOUT, fleet)
         ssh.ensure_key()
@@ -129,6 +145,7 @@ def down(fleet: Fleet, state: Path, purge: bool) -> int:
             if purge:
                 fi.remove_tree(fh.host_dir(state, host))
         fh.remove_bridge(fleet)
+        release_cpusets("down")
     for name in killed:
         print(f"fleet: {name} did not power off within 60 s and was killed", flush=True)
     what = "hosts powered off, disks removed" if purge else "hosts powered off (disks kept)"
