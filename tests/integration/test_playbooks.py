@@ -2,8 +2,9 @@
 
 A second deploy (make lab-deploy ran the first) must report changed=0 on each host and leave every
 service's process alone: the postmaster on db1 and each PgBouncer process keep their pid and their
-start time, and PgBouncer's files on pgb1 and pgb2 keep inode, mtime and content. This is the one
-place the whole second deploy runs (tests/fleet relies on it)."""
+start time, and PgBouncer's files on pgb1 and pgb2 keep inode, mtime and content. That second deploy is
+the session's one whole no-op converge (tests/integration/converge.py, fixture `noop_converge`), which
+test_secrets_in_argv.py watches too; tests/fleet relies on it."""
 
 from __future__ import annotations
 
@@ -22,49 +23,33 @@ from tests.integration.conftest import (
     ssh_ok,
     unit_state,
 )
+from tests.integration.converge import (
+    PG_UNIT,
+    PGBOUNCER_FILES,
+    PID_FILE,
+    Converge,
+    postmaster_pid,
+    recaps,
+)
 
 pytestmark = pytest.mark.integration
 
-PG_UNIT = "postgresql@17-main"
-PID_FILE = "/var/lib/postgresql/17/main/postmaster.pid"
-PGBOUNCER_FILES = ["/etc/pgbouncer/*", "/etc/systemd/system/pgbouncer*.service"]
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
-
-def _units() -> dict[str, list[str]]:
-    """The units whose processes a no-op deploy must leave running: read from each host."""
-    units = {DB_HOST: [PG_UNIT]}
-    for host in PGBOUNCER_HOSTS:
-        listed = ssh_ok(host, "systemctl list-units --plain --no-legend 'pgbouncer*.service'")
-        units[host] = sorted(line.split()[0] for line in listed.splitlines() if line.strip())
-    return units
-
-
-def _states(units: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
-    return {f"{host}:{unit}": unit_state(host, unit) for host, names in units.items() for unit in names}
-
-
-def _postmaster_pid() -> str:
-    return ssh_ok(DB_HOST, f"sudo -n head -1 {PID_FILE}").strip()
-
-
-def test_second_lab_run_changes_nothing_and_restarts_nothing() -> None:
-    units = _units()
-    assert len(units["pgb2"]) == 2, units  # both processes of pgb2 are watched
-    states, pid = _states(units), _postmaster_pid()
-    files = fleet_files(PGBOUNCER_FILES, PGBOUNCER_HOSTS)
-    assert {f"{host}:/etc/pgbouncer/pgbouncer.ini" for host in PGBOUNCER_HOSTS} <= set(files), (
+def test_second_lab_run_changes_nothing_and_restarts_nothing(noop_converge: Converge) -> None:
+    before, after = noop_converge.before, noop_converge.after
+    assert len(before.units["pgb2"]) == 2, before.units  # both processes of pgb2 are watched
+    assert {f"{host}:/etc/pgbouncer/pgbouncer.ini" for host in PGBOUNCER_HOSTS} <= set(before.files), (
         "run 'make lab'"
     )
-    proc = ansible_playbook("playbooks/lab.yml", timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    recaps = {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(proc.stdout)}
-    assert set(recaps) == set(LAB_HOSTS), proc.stdout[-2000:]
-    changed = [ln for ln in proc.stdout.splitlines() if ln.startswith("changed:")]
-    assert {h: r for h, r in recaps.items() if r != (0, 0, 0)} == {}, changed
-    assert _states(units) == states
-    assert _postmaster_pid() == pid == states[f"{DB_HOST}:{PG_UNIT}"][0]
-    assert fleet_files(PGBOUNCER_FILES, PGBOUNCER_HOSTS) == files
+    out = noop_converge.output
+    assert noop_converge.returncode == 0, out[-3000:]
+    found = recaps(out)
+    assert set(found) == set(LAB_HOSTS), out[-2000:]
+    changed = [ln[:300] for ln in out.splitlines() if ln.startswith("changed:")]
+    assert {h: r for h, r in found.items() if r != (0, 0, 0)} == {}, changed
+    assert after.states == before.states
+    assert after.postmaster == before.postmaster == before.states[f"{DB_HOST}:{PG_UNIT}"][0]
+    assert after.files == before.files
 
 
 def test_infeasible_pool_fails_before_any_file_changes() -> None:
@@ -112,4 +97,4 @@ def test_lab_run_starts_a_cluster_left_with_a_stale_pid_file() -> None:
     assert (
         ssh_ok(DB_HOST, f"pg_isready -h {address(DB_HOST)} -p 5432").strip().endswith("accepting connections")
     )
-    assert _postmaster_pid() == unit_state(DB_HOST, PG_UNIT)[0]
+    assert postmaster_pid() == unit_state(DB_HOST, PG_UNIT)[0]
