@@ -60,7 +60,11 @@ class Config:
             "p99_ms": med("p99_ms"),
             "p50_ms": med("p50_ms"),
             "hold_factor": med("hold_factor"),
-            "errors": sum(r["failed"] + r["aborted_clients"] for r in self.runs),
+            # A pgbench that exited non-zero (it could not connect, say) counts as one error besides its
+            # failed transactions: its run measured nothing.
+            "errors": sum(
+                r["failed"] + r["aborted_clients"] + int(bool(r.get("pgbench_exit"))) for r in self.runs
+            ),
             "login_failures": sum(r.get("login_failures", 0) for r in self.runs),
         }
 
