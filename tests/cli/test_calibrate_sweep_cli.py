@@ -205,3 +205,13 @@ def test_a_sweep_where_nothing_ran_gives_no_advice_and_exits_3(
         "pgbench's errors above, sweep again\n"
     )
     assert not target.exists()
+
+
+def test_a_missing_directory_is_refused_before_anything_runs(
+    swept: list[pgbench.SweepPoint], inventory: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = inventory / "nope" / "app1.yml"
+    code, out, err = calibrate(capsys, inventory, "--yes", "--write", str(target))
+    assert (code, out) == (64, "")
+    assert f"no directory {target.parent}: create it, or give an existing vars file" in err
+    assert Console.opened == 0

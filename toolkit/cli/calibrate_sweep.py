@@ -143,6 +143,8 @@ def _check_write_target(path: Path | None, host: str) -> None:
         raise UsageError(f"{path} holds the variables of host {owner}, the sweep measures {host}", "--write")
     if path.suffix not in (".yml", ".yaml", ""):
         raise UsageError(f"{path} is not a YAML vars file (.yml or .yaml)", "--write")
+    if not path.parent.is_dir():
+        raise UsageError(f"no directory {path.parent}: create it, or give an existing vars file", "--write")
 
 
 def _write(
