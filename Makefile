@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS := postgresql_lab pgbouncer redis
 
-.PHONY: help venv collection-link collection lab lab-up lab-down lab-status lab-deploy lint unit cli wheel integration fleet drills molecule test bench clean
+.PHONY: help venv collection-link collection lab lab-up lab-down lab-status lab-pin lab-unpin lab-deploy lint unit cli wheel integration fleet drills molecule test bench clean
 
 help:
 	@echo "make lab    boot the lab hosts, deploy PostgreSQL, PgBouncer, Redis and the demo app onto them, show the plan"
@@ -52,6 +52,14 @@ lab-down:
 
 lab-status:
 	$(PYTHON) lab/fleet.py status
+
+# The database host on CPU 0 and every other lab host on CPU 1 (cpusets, lab/fleet_cpus.py), for a
+# benchmark; lab-unpin (and lab-up, lab-down) put every host back on every CPU.
+lab-pin: venv
+	$(BIN)/python -m lab.fleet_cpus pin
+
+lab-unpin: venv
+	$(BIN)/python -m lab.fleet_cpus unpin
 
 # Deploy the roles onto the lab's hosts over SSH (inventory/lab): PostgreSQL on db1, the PgBouncer tier,
 # Redis and the demo app, under systemd.
