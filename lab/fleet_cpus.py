@@ -16,13 +16,15 @@ removes the cpusets. `lab/fleet.py up` and `down` call `release()`, so a killed 
 pinned does not outlive the next `make lab-up` or `make lab-down`.
 
 Which host is the database comes from the lab inventory (inventory/lab/hosts.yml, group postgresql);
-the host list from lab/fleet.toml. Exit codes: 0 OK, 2 the lab is down or the cgroups refused, 64 usage.
+the host list from lab/fleet.toml. Exit codes: 0 OK, 2 the lab is down or the cgroups refused,
+64 usage (also a CPU list this machine lacks), 65 a bad fleet.toml or inventory.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -134,7 +136,8 @@ def _write(path: Path, value: str, what: str) -> None:
         online = (CPUSET_ROOT / "cpuset.cpus").read_text().strip()
         raise CpusError(
             f"fleet_cpus: {what}: writing {value!r} to {path} failed ({exc.strerror}); "
-            f"give a CPU list within this machine's {online}"
+            f"give a CPU list within this machine's {online}",
+            64 if exc.errno in (errno.EINVAL, errno.ERANGE) else 2,
         ) from exc
 
 
@@ -195,10 +198,14 @@ def pin(db_cpus: str = "0", other_cpus: str = "1") -> None:
     top = CPUSET_ROOT / TOP
     root_cpus = (CPUSET_ROOT / "cpuset.cpus").read_text().strip()
     mems = (CPUSET_ROOT / "cpuset.mems").read_text().strip()
-    _ensure_cpuset(top, root_cpus, mems)
-    for host, cpus in cpus_of.items():
-        _ensure_cpuset(top / host, cpus, mems)
-    _confine(pids_of)
+    try:
+        _ensure_cpuset(top, root_cpus, mems)
+        for host, cpus in cpus_of.items():
+            _ensure_cpuset(top / host, cpus, mems)
+        _confine(pids_of)
+    except BaseException:
+        release()  # a pin that fails half-way leaves the lab as it is by default: unpinned
+        raise
 
 
 def release() -> list[str]:
