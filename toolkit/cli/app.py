@@ -71,7 +71,7 @@ COMMANDS = (
         "calibrate",
         "toolkit.cli.calibrate",
         "calibrate_command",
-        "Advise pool sizes: --sweep finds the knee and its inventory line; alone, the SHOW STATS hold factor.",
+        "Advise pool sizes: --sweep finds the knee and its inventory line; alone, the hold factor.",
     ),
     LazyCommand(
         "runbook",

@@ -89,7 +89,7 @@ def calibrate_command(
         typer.Option("--write", help="Sweep: put the advised line into this host_vars/group_vars YAML file."),
     ] = None,
 ) -> None:
-    """Advise pool sizes: --sweep finds the knee and its inventory line; alone, the SHOW STATS hold factor."""
+    """Advise pool sizes: --sweep finds the knee and its inventory line; alone, the hold factor."""
     vault = Vault(vault_password_file, ask_vault_pass)
     if sweep or yes or write is not None:
         request = SweepRequest(
