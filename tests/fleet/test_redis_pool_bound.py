@@ -42,7 +42,7 @@ class Sampler(threading.Thread):
     def __init__(self, client: redis.Redis, user: str, address: str) -> None:
         super().__init__(daemon=True)
         self.client, self.user, self.address = client, user, address
-        self.peak, self.samples = 0, 0
+        self.peak, self.samples, self.peak_all = 0, 0, 0
         self.errors: list[str] = []
         self.done = threading.Event()
 
@@ -55,6 +55,7 @@ class Sampler(threading.Thread):
             else:
                 ips = [str(c.get("addr")).rpartition(":")[0] for c in listed if c.get("user") == self.user]
                 self.peak, self.samples = max(self.peak, ips.count(self.address)), self.samples + 1
+                self.peak_all = max(self.peak_all, len(ips))  # every node's: a full Redis fails requests
             self.done.wait(INTERVAL_S)
 
 
@@ -103,6 +104,7 @@ def test_a_burst_on_the_asgi_node_keeps_its_redis_connections_within_the_pool_bo
         "requests": burst.requests,
         "errors": burst.errors,
         "peak_redis_connections": sampler.peak,
+        "peak_app_connections_all_nodes": sampler.peak_all,
         "samples": sampler.samples,
         "rejected": rejected,
     }
