@@ -35,6 +35,7 @@ from tests.integration.conftest import (
     address,
     app_connection,
     lab_secret,
+    open_at_once,
     ssh_ok,
 )
 
@@ -271,12 +272,15 @@ def test_saturated_pool_is_reported_and_followed_to_the_client(lab_plan: dict[st
     # server connection of the database, so a login after the pool is full would wait in login, not
     # in the pool's queue.
     idle = [app_connection("waiter") for _ in range(3)]
+
+    def hold() -> psycopg.Connection[Any]:
+        conn = app_connection("holder")
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1")  # now idle in transaction, holding a server connection
+        return conn
+
     try:
-        for _ in range(holders):
-            conn = app_connection("holder")
-            conn.execute("BEGIN")
-            conn.execute("SELECT 1")  # now idle in transaction, holding a server connection
-            held.append(conn)
+        held = open_at_once(holders, hold)  # the reserve's holders wait reserve_pool_timeout together
 
         def wait_for_a_connection(conn: psycopg.Connection[Any]) -> None:
             with suppress(psycopg.Error):

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, app_connection
+from tests.integration.conftest import BIN, LAB_INVENTORY, ROOT, app_connection, open_at_once
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -135,11 +135,14 @@ def test_a_saturated_pool_shows_waiting_clients_and_where_they_come_from(
     waiters: list[threading.Thread] = []
     # The waiters log in first: their login (auth_query) needs a server connection itself.
     idle = [app_connection("metrics-waiter") for _ in range(2)]
+
+    def hold() -> psycopg.Connection[Any]:
+        conn = app_connection("metrics-holder")
+        conn.execute("SELECT 1")  # psycopg opened a transaction: the server connection stays held
+        return conn
+
     try:
-        for _ in range(holders):
-            conn = app_connection("metrics-holder")
-            conn.execute("SELECT 1")  # psycopg opened a transaction: the server connection stays held
-            held.append(conn)
+        held = open_at_once(holders, hold)  # the reserve's holders wait reserve_pool_timeout together
 
         def wait_for_a_connection(conn: psycopg.Connection[Any]) -> None:
             with suppress(psycopg.Error):
