@@ -345,9 +345,7 @@ def _max_client_conn(host: PgBouncerHost, demand: int) -> Sized:
 
 def _size_redis(host: RedisHost, nodes: Iterable[AppNode]) -> RedisPlan:
     users = [n for n in nodes if not n.redis_hosts or host.name in n.redis_hosts]
-    # Each process holds at most its pool's bound: toolkit.django.cache.SharedBlockingPool with
-    # max_connections = django_threads (one pool per process; without it, Django's RedisCache under ASGI
-    # makes a pool per request and the bound is gone: docs/sizing.md, "Redis under load").
+    # A process holds at most its pool's bound (toolkit.django.cache; docs/sizing.md, "4. Redis").
     demand = sum(n.demand for n in users)
     if demand:
         shown = ", ".join(_redis_clients(n) for n in users[:4]) + (
@@ -390,15 +388,10 @@ def _size_redis(host: RedisHost, nodes: Iterable[AppNode]) -> RedisPlan:
 
 
 def _redis_clients(node: AppNode) -> str:
-    """How the plan counts ``node``'s Redis clients: processes × the per-process bound (+ the rest).
-
-    A process's bound is its pool's ``max_connections``, which the app sets to ``django_threads``
-    (toolkit.django.cache.SharedBlockingPool); a sync worker serves one request at a time.
+    """``node``'s Redis clients: processes × the pool's bound, ``django_threads`` (sync: 1), + the rest.
 
     >>> _redis_clients(AppNode("app2", ServerKind.ASGI, workers=2, threads=4, extra_clients=1))
     'app2 2 × 4 + 1'
-    >>> _redis_clients(AppNode("app3", ServerKind.WSGI_SYNC, workers=5, threads=8))
-    'app3 5 × 1'
     """
     bound = 1 if node.server is ServerKind.WSGI_SYNC else node.threads
     rest = node.celery_concurrency + node.extra_clients
