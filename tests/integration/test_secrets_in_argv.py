@@ -7,9 +7,10 @@ every 50 ms, `ps -eo args` every 500 ms) that reports when told to stop. They wa
 - the session's whole no-op converge of the lab with -vvv (tests/integration/converge.py, fixture
   `noop_converge`, shared with test_playbooks.py): every host's secret-handling tasks (psql with the
   roles' passwords on db1, the app nodes' settings, the monitor) run there as in any deploy;
-- a -vvv deploy of the PgBouncer and Redis hosts only (the only ones whose tasks the forced values
-  change), forced to reload PgBouncer, load Redis ACLs and CONFIG SET, so every path that
-  authenticates runs; then `toolkit doctor`; then a -vvv deploy of the same hosts that puts them back.
+- a -vvv deploy of the PgBouncer and Redis hosts only (the hosts with reload and live-apply paths),
+  after drift was put there (INI_DRIFT, a lower live maxmemory, the ACL file removed) so that it reloads
+  PgBouncer, loads Redis ACLs and runs CONFIG SET: every path that authenticates runs, and the same
+  deploy puts the lab back; then `toolkit doctor`.
 Every password file in .lab/ and the lab's SSH key are secrets: none may appear in any sample, nor in
 the -vvv output or doctor's. Failures name the secret's file, never its value.
 """
@@ -17,10 +18,12 @@ the -vvv output or doctor's. Failures name the secret's file, never its value.
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import time
 
 import pytest
+import redis
 
 from tests.integration.conftest import (
     BIN,
@@ -39,10 +42,13 @@ from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
 
 pytestmark = pytest.mark.integration
 
-# Settings that differ from the lab's for one run, so the reload and live-apply paths run; both are
-# harmless and the deploy at the end restores them. The Redis ACL file is removed so that it is
-# written again and loaded with ACL LOAD.
-FORCE = ("-e", "pgbouncer_stats_period=59", "-e", "redis_maxmemory_mb=255")
+# Drift put on the PgBouncer and Redis hosts for one deploy, so that its reload and live-apply paths
+# run and it puts the lab back itself: each PgBouncer process's reloadable ini says stats_period 59 (the
+# deploy rewrites it, RELOAD), each Redis runs with 1 MiB less maxmemory (CONFIG SET), and the Redis ACL
+# file is removed (written again, ACL LOAD).
+INI_DRIFT = (
+    "sed -i 's/^stats_period = 60$/stats_period = 59/' $(ls /etc/pgbouncer/pgbouncer*.ini | grep -v restart)"
+)
 REDIS_ACL = "/etc/redis/redis-server.acl"
 MIN_SECRET = 8  # every lab secret is 32 characters; shorter files would match by chance
 SSH_KEY = SECRETS / "fleet" / "id_ed25519"
@@ -81,6 +87,17 @@ def ran(output: str, task: str) -> bool:
     return any(f" : {task}]" in b.split("\n", 1)[0] and "changed: [" in b for b in blocks)
 
 
+def _redis_admin(host: str) -> redis.Redis:
+    """The Redis admin user's client (the role's redis_admin_user of inventory/lab)."""
+    password = lab_secret("redis_admin_password")
+    return redis.Redis(host=address(host), port=6379, username="deploy", password=password, socket_timeout=5)
+
+
+def _maxmemory(host: str) -> str:
+    with _redis_admin(host) as admin:
+        return str(admin.config_get("maxmemory")["maxmemory"])
+
+
 def _stats_periods() -> set[str]:
     """stats_period of every PgBouncer process the tier's hosts answer with (the forced value is 59)."""
     periods = set()
@@ -100,13 +117,19 @@ def test_no_secret_in_argv_or_verbose_output(noop_converge: Converge) -> None:
     limit = ("--limit", "pgbouncer:redis")
     restored = False
     started = time.monotonic()
+    maxmemory = {host: _maxmemory(host) for host in REDIS_HOSTS}
     try:
         with sampling(list(LAB_HOSTS)) as (sampler, hosts):
-            for redis_host in REDIS_HOSTS:
-                ssh_ok(redis_host, f"sudo -n rm -f {REDIS_ACL}")
-            forced = ansible_playbook("-vvv", "playbooks/lab.yml", *limit, *FORCE, timeout=900)
+            for host in PGBOUNCER_HOSTS:
+                ssh_ok(host, f"sudo -n sh -c {shlex.quote(INI_DRIFT)}")
+            for host in REDIS_HOSTS:
+                ssh_ok(host, f"sudo -n rm -f {REDIS_ACL}")
+                with _redis_admin(host) as admin:
+                    admin.config_set("maxmemory", int(maxmemory[host]) - 2**20)
+            forced = ansible_playbook("-vvv", "playbooks/lab.yml", *limit, timeout=900)
             outputs["the forced deploy's -vvv output"] = forced.stdout + forced.stderr
             assert forced.returncode == 0, forced.stdout[-3000:]
+            restored = True
             doctor = subprocess.run(
                 [str(BIN / "toolkit"), "doctor", "-i", str(LAB_INVENTORY), "--secrets", str(SECRETS)],
                 capture_output=True,
@@ -116,15 +139,18 @@ def test_no_secret_in_argv_or_verbose_output(noop_converge: Converge) -> None:
             )
             outputs["doctor's output"] = doctor.stdout + doctor.stderr
             assert doctor.returncode in (0, 1, 2), doctor.stderr
-            restore = ansible_playbook("-vvv", "playbooks/lab.yml", *limit, timeout=900)
-            outputs["the restoring deploy's -vvv output"] = restore.stdout + restore.stderr
-            assert restore.returncode == 0, restore.stdout[-3000:]
-            restored = True
     finally:
         if not restored:
             ansible_playbook("playbooks/lab.yml", *limit, timeout=900)  # put the lab back
-    print(f"forced deploy, doctor and restoring deploy sampled for {time.monotonic() - started:.0f} s")
-    assert _stats_periods() == {"60"}, "the restoring deploy left a forced value behind"
+    print(f"forced deploy and doctor sampled for {time.monotonic() - started:.0f} s")
+    # The one deploy undid the drift: files, live settings.
+    assert _stats_periods() == {"60"}
+    for host in PGBOUNCER_HOSTS:
+        assert not ssh_ok(
+            host, "sudo -n grep -l '^stats_period = 59' /etc/pgbouncer/*.ini || true"
+        ).strip(), host
+    for host in REDIS_HOSTS:
+        assert _maxmemory(host) == maxmemory[host], host
     # Every path that authenticates ran while the samplers watched, and the samplers kept up.
     forced_out = outputs["the forced deploy's -vvv output"]
     forced_recaps = recaps(forced_out)
