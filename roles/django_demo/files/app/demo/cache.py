@@ -65,4 +65,3 @@ class SharedBlockingPool(redis.BlockingConnectionPool):
                 pool = super().from_url(url, **kwargs)
                 cls._shared[key] = pool
             return pool
-
