@@ -373,7 +373,9 @@ def summarise(
                     "samples": statistics.median(c["samples"] for c in cells),
                     "within_demand": all(c["peak_app_clients"] <= demand for c in cells)
                     and all(
-                        n <= per_node.get(k, 0) for c in cells for k, n in c["peak_app_clients_by_node"].items()
+                        n <= per_node.get(k, 0)
+                        for c in cells
+                        for k, n in c["peak_app_clients_by_node"].items()
                     ),
                 }
             )
