@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.conf import settings  # type: ignore[import-untyped]
+from django import conf  # type: ignore[import-untyped]  # not `settings`: doctest collection would touch it
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.db import close_old_connections  # type: ignore[import-untyped]
 from django.urls import Resolver404, resolve  # type: ignore[import-untyped]
@@ -88,7 +88,7 @@ class BoundedBackends:
         if self.is_async:
             markcoroutinefunction(self)
         try:
-            self.slots = backend_slots(getattr(settings, SETTING, None))
+            self.slots = backend_slots(getattr(conf.settings, SETTING, None))
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from None
         # One semaphore per process, created on first use inside the worker's event loop.
