@@ -2,15 +2,13 @@
 
 What ``toolkit calibrate --sweep`` does on a staging PgBouncer (SET default_pool_size per size, pgbench,
 the knee), done here with the bench's own runs so that the HTTP workload gets its sweep too. The knee is
-``toolkit.domain.calibrate.knee`` once it takes the p99 rule (``p99_factor``); until then the bench's
-stand-in below applies the same rule: the smallest pool within 5% of the sweep's best throughput whose
-p99 is at most 1.2 x the best's.
+``toolkit.domain.calibrate.knee``, the function calibrate itself uses: the smallest pool within 5% of the
+sweep's best throughput whose p99 is at most 1.2 x the best's.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,28 +31,13 @@ class Point:
 
 
 def knee_rule() -> str:
-    """Which knee gives the advice: the toolkit's (with its p99 rule) or this bench's stand-in."""
-    params = inspect.signature(calibrate.knee).parameters
-    if "p99_factor" in params:
-        return f"toolkit.domain.calibrate.knee(tolerance={KNEE_TOLERANCE}, p99_factor={KNEE_P99_FACTOR})"
-    return (
-        f"the bench's stand-in for calibrate.knee: smallest pool with TPS >= {1 - KNEE_TOLERANCE:g} x best "
-        f"and p99 <= {KNEE_P99_FACTOR} x best's"
-    )
+    """Which knee gives the advice, for the report."""
+    return f"toolkit.domain.calibrate.knee(tolerance={KNEE_TOLERANCE}, p99_factor={KNEE_P99_FACTOR})"
 
 
 def advice(points: Sequence[Point]) -> int:
-    """The pool calibrate's knee gives for these points (the stand-in until the toolkit's takes p99)."""
-    if "p99_factor" in inspect.signature(calibrate.knee).parameters:
-        found: Any = calibrate.knee(points, tolerance=KNEE_TOLERANCE, p99_factor=KNEE_P99_FACTOR)
-        return int(found.pool_size)
-    best = max(points, key=lambda p: p.tps)
-    ok = [
-        p
-        for p in points
-        if p.tps >= (1 - KNEE_TOLERANCE) * best.tps and p.p99_ms <= KNEE_P99_FACTOR * best.p99_ms
-    ]
-    return min(p.pool_size for p in ok) if ok else best.pool_size
+    """The pool calibrate's knee gives for these points."""
+    return calibrate.knee(points, tolerance=KNEE_TOLERANCE, p99_factor=KNEE_P99_FACTOR).pool_size
 
 
 def calibration_sweep(
