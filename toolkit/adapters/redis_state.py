@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from toolkit.adapters.errors import TargetError
+from toolkit.domain.runbooks.redis_clients import RedisClient
 from toolkit.domain.snapshot import RedisState
 
 CONFIG_KEYS = ("maxmemory", "maxmemory-policy", "maxclients", "save", "appendonly", "protected-mode", "bind")
@@ -83,11 +84,8 @@ def read_state(target: RedisTarget, timeout: float) -> RedisState:
 
 def _clients_by_ip(client: redis.Redis, ops_user: str | None) -> dict[str, int]:
     """Connections of every user but the ops user (doctor, the runbooks), counted by client IP."""
-    counts: Counter[str] = Counter()
-    for entry in client.client_list():
-        if entry.get("user") != (ops_user or "default"):
-            counts[str(entry.get("addr", "")).rpartition(":")[0] or "?"] += 1
-    return dict(counts)
+    listed = (RedisClient.from_fields(entry) for entry in client.client_list())
+    return dict(Counter(c.ip for c in listed if c.user != (ops_user or "default")))
 
 
 def _answers_without_auth(target: RedisTarget, timeout: float) -> bool:

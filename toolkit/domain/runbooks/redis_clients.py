@@ -65,6 +65,15 @@ class RedisClient:
             number("sub") + number("psub") + number("ssub"),
         )
 
+    @property
+    def ip(self) -> str:
+        """The client's IP address without its port ("?" when CLIENT LIST gave none).
+
+        >>> RedisClient(1, "198.18.0.13:41234", "app", "", 5, 5, "N", 0).ip
+        '198.18.0.13'
+        """
+        return self.addr.rpartition(":")[0] or "?"
+
     def protected(self) -> str | None:
         """Why this connection is never ended here, or None.
 
