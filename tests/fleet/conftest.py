@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import re
 import subprocess
 import sys
 import tomllib
@@ -13,6 +12,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.integration.converge import recaps  # noqa: F401 - the one play-recap parser, for the fleet tests
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab"
@@ -61,7 +62,6 @@ def ssh(fleet: Any) -> Ssh:
 
 
 SECRETS = ROOT / ".lab"
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
 
 def secret(name: str) -> str:
@@ -70,8 +70,3 @@ def secret(name: str) -> str:
     if not path.exists():
         pytest.fail(f"{path} is missing: deploy the fleet first with 'make lab'")
     return path.read_text().strip()
-
-
-def recaps(out: str) -> dict[str, tuple[int, int, int]]:
-    """host -> (changed, unreachable, failed) from ansible-playbook's play recap."""
-    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(out)}
