@@ -44,7 +44,6 @@ from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.models im
     PoolMode,
     RedisHost,
     RedisProfile,
-    ServerKind,
     Topology,
 )
 from ansible_collections.pgbouncer_django.toolkit.plugins.plugin_utils.plan import (
@@ -399,9 +398,9 @@ def _size_redis(host: RedisHost, nodes: Iterable[AppNode]) -> RedisPlan:
 def _redis_clients(node: AppNode) -> str:
     """``node``'s Redis clients: processes × the pool's bound, ``django_threads`` (sync: 1), + the rest.
 
+    >>> from toolkit.domain.models import ServerKind
     >>> _redis_clients(AppNode("app2", ServerKind.ASGI, workers=2, threads=4, extra_clients=1))
     'app2 2 × 4 + 1'
     """
-    bound = 1 if node.server is ServerKind.WSGI_SYNC else node.threads
     rest = node.celery_concurrency + node.extra_clients
-    return f"{node.name} {node.workers} × {bound}" + (f" + {rest}" if rest else "")
+    return f"{node.name} {node.workers} × {node.per_process}" + (f" + {rest}" if rest else "")

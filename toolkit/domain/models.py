@@ -102,6 +102,11 @@ class AppNode:
     address: str | None = None
 
     @property
+    def per_process(self) -> int:
+        """Connections one web process can hold at once: a sync worker 1, else one per thread."""
+        return 1 if self.server is ServerKind.WSGI_SYNC else self.threads
+
+    @property
     def web_connections(self) -> int:
         """Connections the web server can hold at once: one per thread (Django keeps one per thread).
 
@@ -110,9 +115,7 @@ class AppNode:
         >>> AppNode("a", ServerKind.WSGI_GTHREAD, workers=4, threads=8).web_connections
         32
         """
-        if self.server is ServerKind.WSGI_SYNC:
-            return self.workers
-        return self.workers * self.threads
+        return self.workers * self.per_process
 
     @property
     def demand(self) -> int:
