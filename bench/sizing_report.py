@@ -123,6 +123,8 @@ def table_lines(name: str, mode: str, rep: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Best of the sweep: pool {b['pool']}, {fmt(b['tps'])} {unit}, p99 {fmt(b['p99_ms'], 1)} ms.",
+        f"Where the CPU went in the best's runs (median cores used, and the share of the run some task of "
+        f"the host waited for a CPU): {cpu_text(b.get('cpu') or {})}.",
     ]
     for kind, g in rep["goal"].items():
         lines.append(
@@ -132,6 +134,30 @@ def table_lines(name: str, mode: str, rep: dict[str, Any]) -> list[str]:
         )
         if "tps_over_plan" in g:
             lines.append(f"Calibrate's advice over the plan, {unit}: {fmt_band(g['tps_over_plan'])}.")
+    return lines
+
+
+def cpu_text(cpu: dict[str, dict[str, float]]) -> str:
+    """'db1 0.93 (waited 0.52), pgb1 0.41 (0.25), clients here 0.36': hosts that used 0.05 cores or more."""
+    parts = []
+    for host, v in sorted(cpu.items(), key=lambda kv: -(kv[1].get("cores") or 0.0)):
+        if (v.get("cores") or 0.0) < 0.05:
+            continue
+        name = "clients here" if host == "controller" else host
+        wait = f" (waited {v['cpu_wait']:.2f})" if v.get("cpu_wait") is not None else ""
+        parts.append(f"{name} {v['cores']:.2f}{wait}")
+    return ", ".join(parts) or "not measured"
+
+
+def cpu_lines(doc: dict[str, Any]) -> list[str]:
+    """Per (workload, mode), the CPU of the best's runs: which host the cores went to."""
+    lines = [
+        "| workload | CPUs | where the CPU went in the best's runs: cores used (waited: share of the run) |",
+        "| --- | --- | --- |",
+    ]
+    for mode, per in doc["single"].items():
+        for w, rep in per.items():
+            lines.append(f"| {w} | {mode} | {cpu_text(rep['best'].get('cpu') or {})} |")
     return lines
 
 
@@ -243,12 +269,16 @@ def markdown(doc: dict[str, Any]) -> list[str]:
         "Ratios: per round, the configuration's value over the sweep's best configuration's (the pool with "
         "the highest median) in the same round; the median of those, and (min-max) across rounds.",
         "Pinned: the database host on CPU 0, every other lab host and this machine's clients on CPU 1; "
-        "the plan then sizes for the database as 1 core (database_cores 1), as the inventory would say.",
+        "the plan then sizes for the database as 1 core of its own (database_cores 1). Unpinned, every host "
+        f"shares both cores and the plan sizes for database_cpu_share {m.get('unpinned_cpu_share', 1.0):g}, "
+        "as the inventory of a database sharing its cores with its clients says.",
         f"Calibrate's advice: the knee of a short sweep per workload before the rounds ({m['advice_rule']}).",
         "",
         "## Summary",
         "",
         *summary_lines(doc),
+        "",
+        *cpu_lines(doc),
         "",
     ]
     for w, why in m["skipped"].items():

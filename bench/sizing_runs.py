@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import resource
 import statistics
 import threading
 import time
@@ -66,7 +67,20 @@ class Config:
                 r["failed"] + r["aborted_clients"] + int(bool(r.get("pgbench_exit"))) for r in self.runs
             ),
             "login_failures": sum(r.get("login_failures", 0) for r in self.runs),
+            "cpu": self.cpu(),
         }
+
+    def cpu(self) -> dict[str, dict[str, float]]:
+        """Per host (and ``controller``): the median over the rounds of the cores used and the CPU wait."""
+        out: dict[str, dict[str, float]] = {}
+        hosts = {h for r in self.runs for h in r.get("cpu", {})}
+        for h in sorted(hosts):
+            for key in ("cores", "cpu_wait"):
+                got = (r.get("cpu", {}).get(h, {}).get(key) for r in self.runs)
+                values = [v for v in got if v is not None]
+                if values:
+                    out.setdefault(h, {})[key] = round(statistics.median(values), 3)
+        return out
 
 
 def fixed(pool: int, clients: int) -> dict[str, int]:
@@ -189,6 +203,28 @@ class HttpLoad:
 Load = PgbenchLoad | HttpLoad
 
 
+def _cpu() -> tuple[dict[str, Any], float]:
+    """Each lab host's CPU reading (lab/fleet_usage.py) and this process's children's CPU seconds."""
+    try:
+        usage = importlib.import_module("lab.fleet_usage")
+    except ImportError:
+        hosts: dict[str, Any] = {}
+    else:
+        hosts = usage.read()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return hosts, kids.ru_utime + kids.ru_stime
+
+
+def _cpu_per_second(a: tuple[dict[str, Any], float], b: tuple[dict[str, Any], float], elapsed: float) -> dict:
+    """Cores each host used during the run and the share of it its tasks waited for a CPU; the clients
+    on this machine (pgbench, a finished run's: wrk runs over HTTP from here too) as ``controller``."""
+    out: dict[str, Any] = {}
+    if a[0] and b[0]:
+        out = importlib.import_module("lab.fleet_usage").per_second(a[0], b[0], elapsed)
+    out["controller"] = {"cores": round((b[1] - a[1]) / elapsed, 3) if elapsed > 0 else None}
+    return out
+
+
 def run_single(lab: BenchLab, cfg: Config, load: Load, duration: float, tag: str) -> dict[str, Any]:
     """One run of one configuration; its PgBouncer lives only for the run."""
     load.reset(lab)
@@ -206,15 +242,16 @@ def run_single(lab: BenchLab, cfg: Config, load: Load, duration: float, tag: str
             if bouncers:
                 with bouncers[0].admin() as console:
                     stats0 = console.stats()
-            started = time.monotonic()
+            cpu0, started = _cpu(), time.monotonic()
             out = go()
-            elapsed = time.monotonic() - started
+            elapsed, cpu1 = time.monotonic() - started, _cpu()
             if bouncers:
                 with bouncers[0].admin() as console:
                     stats1 = console.stats()
     finally:
         lab.stop(bouncers)
     out.update({"backends_before": before, "loadavg_1m_before": loadavg, "port": port})
+    out["cpu"] = _cpu_per_second(cpu0, cpu1, elapsed)
     if bouncers:
         pools = [m for m in measure("bench", stats0, stats1, elapsed) if m.database == load.database]
         out["hold_factor"] = database_hold_factor(pools)

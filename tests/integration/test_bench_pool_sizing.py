@@ -118,6 +118,11 @@ def test_quick_run_writes_the_json_with_every_configuration(
         assert [p["pool_size"] for p in cal["points"]] == [4] and cal["pool_size"] == 4
         run0 = next(r for r in rep["rows"] if r["key"] == "plan")["runs"][0]
         assert run0["backends_before"]["client_backends"] >= 0
+        # Where the CPU went (lab/fleet_usage.py): the database host and the PgBouncer host worked.
+        assert run0["cpu"]["db1"]["cores"] > 0 and run0["cpu"]["pgb1"]["cores"] > 0, run0["cpu"]
+        assert "controller" in run0["cpu"] and "cpu_wait" in run0["cpu"]["db1"], run0["cpu"]
+    assert doc["plan"]["pinned"]["tpcb"]["database_cpu_share"] == 1.0
+    assert meta["unpinned_cpu_share"] == 0.5
     multi = doc["multiplied"]
     assert [r["key"] for r in multi["rows"]] == ["multi-fixed", "multi-plan"]
     plan_row = multi["rows"][1]
