@@ -307,4 +307,11 @@ def test_sweep_json(swept: dict[str, Any], capsys: pytest.CaptureFixture[str]) -
     assert doc["write"] is None
     assert doc["sweep"]["restored_default_pool_size"] == 20
     assert [p["size"] for p in doc["points"]] == [2, 4, 8, 16]
-    assert doc["points"][2] == {"size": 8, "tps": 2300, "p50_ms": 75.0, "p99_ms": 150, "errors": 0}
+    assert doc["points"][2] == {
+        "round": 1,
+        "size": 8,
+        "tps": 2300,
+        "p50_ms": 75.0,
+        "p99_ms": 150,
+        "errors": 0,
+    }

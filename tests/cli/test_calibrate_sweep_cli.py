@@ -95,7 +95,7 @@ def test_the_written_line_is_what_plan_then_gives(
     assert f"created {target} ({LINE}); deploy it" in out
     text = target.read_text()
     assert text.startswith(f"---\n{LINE}  # toolkit calibrate --sweep ")
-    assert text.rstrip().endswith("knee of 2,4,8,16,32,64 (django, 38 clients, 10 s each)")
+    assert text.rstrip().endswith("knee of 2,4,8,16,32,64 over 1 round (django, 38 clients, 10 s each)")
     after = pools(capsys, inventory)
     assert after[HOST] == 8
     assert {h: n for h, n in after.items() if h != HOST} == dict.fromkeys(set(after) - {HOST}, 22)
@@ -215,3 +215,103 @@ def test_a_missing_directory_is_refused_before_anything_runs(
     assert (code, out) == (64, "")
     assert f"no directory {target.parent}: create it, or give an existing vars file" in err
     assert Console.opened == 0
+
+
+# --- --rounds: every size once per round, the knee over the medians ---------------------------------
+
+
+@pytest.mark.parametrize("rounds", ["0", "11", "x"])
+def test_rounds_out_of_1_to_10_is_a_usage_error(
+    swept: list[pgbench.SweepPoint], inventory: Path, capsys: pytest.CaptureFixture[str], rounds: str
+) -> None:
+    code, out, err = calibrate(capsys, inventory, "--yes", "--rounds", rounds)
+    assert (code, out) == (64, "")
+    assert err == (
+        "toolkit: Invalid value for '--rounds': must be a whole number from 1 to 10, written with ASCII "
+        f"digits, got '{rounds}' (see --help)\n"
+    )
+    assert Console.opened == 0
+
+
+def test_the_dry_run_names_the_rounds_their_order_and_the_total_load(
+    swept: list[pgbench.SweepPoint], inventory: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = calibrate(capsys, inventory, "--sizes", "4,8,16", "--duration", "10", "--rounds", "3")
+    assert code == 0
+    assert "in turn (checked in SHOW DATABASES), 3 rounds; once per round, odd rounds in this order" in out
+    assert "through PgBouncer: 90 s of load (3 sizes x 3 rounds x 10 s)" in out
+    assert Console.opened == 0
+    code, out, _ = calibrate(capsys, inventory, "--rounds", "2", "--duration", "5", "--format", "json")
+    sweep = json.loads(out)["sweep"]
+    assert (code, sweep["rounds"], sweep["load_s"]) == (0, 2, 60.0)  # 6 sizes x 2 rounds x 5 s
+
+
+def _rounds(monkeypatch: pytest.MonkeyPatch, tps: dict[int, list[float]]) -> dict[str, Any]:
+    """Fake the sweep with ``tps[size][round - 1]`` (p99 100 ms everywhere); return what it was asked."""
+    seen: dict[str, Any] = {}
+
+    def fake_sweep(console: Any, endpoint: pgbench.Endpoint, sizes: list[int], **kw: Any) -> Any:
+        seen.update(sizes=sizes, **kw)
+        return 22, [
+            pgbench.SweepPoint(s, _point(s, tps[s][r - 1], 100.0).result, r)
+            for r in range(1, kw["rounds"] + 1)
+            for s in sizes
+        ]
+
+    monkeypatch.setattr(pgbench, "sweep", fake_sweep)
+    return seen
+
+
+# One noisy pass would pick 16 (round 1: 8 is 0.85 of 16); the medians of three give 8.
+NOISY = {4: [1000.0, 1000.0, 1000.0], 8: [1700.0, 2000.0, 2010.0], 16: [2000.0, 1990.0, 1950.0]}
+
+
+def test_the_json_keeps_every_round_and_the_knee_reads_the_medians(
+    swept: list[pgbench.SweepPoint],
+    inventory: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = _rounds(monkeypatch, NOISY)
+    code, out, _ = calibrate(
+        capsys, inventory, "--yes", "--sizes", "4,8,16", "--rounds", "3", "--format", "json"
+    )
+    doc = json.loads(out)
+    assert code == 0
+    assert seen["rounds"] == 3
+    assert [(p["round"], p["size"]) for p in doc["points"]] == [(r, s) for r in (1, 2, 3) for s in (4, 8, 16)]
+    assert doc["per_size"][1] == {
+        "pool_size": 8,
+        "rounds": 3,
+        "tps": 2000.0,
+        "p99_ms": 100.0,
+        "tps_min": 1700.0,
+        "tps_max": 2010.0,
+    }
+    assert [s["tps"] for s in doc["per_size"]] == [1000.0, 2000.0, 1990.0]
+    assert doc["knee"] == 8
+    assert doc["sweep"]["rounds"] == 3
+
+
+def test_the_table_shows_medians_and_the_spread_and_the_written_line_names_the_rounds(
+    swept: list[pgbench.SweepPoint],
+    inventory: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _rounds(monkeypatch, NOISY)
+    target = inventory / "host_vars" / f"{HOST}.yml"
+    code, out, _ = calibrate(
+        capsys, inventory, "--yes", "--sizes", "4,8,16", "--rounds", "3", "--write", str(target)
+    )
+    assert code == 0
+    assert out.splitlines()[:4] == [
+        "pool  TPS      p99 ms  TPS min-max  errors  (TPS and p99: medians of 3 rounds)",
+        "4     1000     100.0   1000-1000    0",
+        "8     2000     100.0   1700-2010    0",
+        "16    1990     100.0   1950-2000    0",
+    ]
+    assert "knee: pool 8: 2000 TPS, 1.00 of the best (pool 8, 2000 TPS)" in out
+    assert (
+        target.read_text().rstrip().endswith("knee of 4,8,16 over 3 rounds (django, 38 clients, 10 s each)")
+    )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolkit.adapters import tool
+from toolkit.domain.calibrate import sweep_schedule
 from toolkit.domain.errors import UnreachableError
 from toolkit.domain.numbers import as_int
 from toolkit.domain.pgbouncer_rows import ConfigEntry, DatabaseRow
@@ -284,6 +285,7 @@ class SweepPoint:
 
     size: int
     result: Result
+    round: int = 1
 
     @property
     def pool_size(self) -> int:
@@ -304,7 +306,14 @@ class SweepPoint:
         """The point as calibrate's JSON gives it."""
         r = self.result
         errors = r.failed + r.aborted_clients
-        return {"size": self.size, "tps": r.tps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "errors": errors}
+        return {
+            "round": self.round,
+            "size": self.size,
+            "tps": r.tps,
+            "p50_ms": r.p50_ms,
+            "p99_ms": r.p99_ms,
+            "errors": errors,
+        }
 
 
 def sweep(
@@ -318,10 +327,14 @@ def sweep(
     script: str | None = None,
     scale: int = 1,
     progress: Callable[[SweepPoint], None] | None = None,
+    rounds: int = 1,
 ) -> tuple[int, list[SweepPoint]]:
     """SET default_pool_size to each size, run pgbench through PgBouncer, restore the size at the end.
 
-    Returns the original size and the points. The original is restored even on error or Ctrl-C;
+    With ``rounds`` above 1, every size runs once per round, in the order of
+    :func:`toolkit.domain.calibrate.sweep_schedule` (odd rounds as given, even reversed).
+    Returns the original size and the points in the order they ran, each with its round. The original
+    is restored once, at the end, even on error or Ctrl-C;
     a size that SHOW DATABASES does not report back (the database pins its own pool_size in
     [databases]) stops the sweep with a PgbenchError.
     """
@@ -333,7 +346,7 @@ def sweep(
             script_path = Path(tmp) / "script.sql"
             script_path.write_text(script)
         try:
-            for size in sizes:
+            for round_number, size in sweep_schedule(sizes, rounds):
                 console.set("default_pool_size", int(size))
                 live = live_pool_size(console, endpoint.dbname)
                 if live != size:
@@ -347,12 +360,12 @@ def sweep(
                     threads=2,
                     duration=duration,
                     env=env,
-                    log_prefix=Path(tmp) / f"log-{size}",
+                    log_prefix=Path(tmp) / f"log-{size}-{round_number}",
                     script=script_path,
                     scale=scale,
                 )
                 try:
-                    point = SweepPoint(size, run.wait())
+                    point = SweepPoint(size, run.wait(), round_number)
                 finally:
                     run.stop()
                 points.append(point)

@@ -26,6 +26,7 @@ from toolkit.cli.numbers import count_option, seconds_option
 from toolkit.cli.options import AskVaultPassOption, InventoryOption, SecretsOption, VaultPasswordFileOption
 from toolkit.cli.status import ExitStatus
 from toolkit.domain.calibrate import (
+    MAX_ROUNDS,
     PoolMeasure,
     database_hold_factor,
     inventory_hold_factor,
@@ -43,6 +44,7 @@ CALIBRATE_SCHEMA = {"name": "toolkit.calibrate", "version": 1}
 POOL_SETTINGS = ("default_pool_size", "reserve_pool_size", "min_pool_size")
 MAX_CLIENTS = 100_000  # pgbench clients beyond any real load
 _CLIENTS = count_option("--clients", "Sweep: pgbench clients (default: the plan's demand).", 1, MAX_CLIENTS)
+_ROUNDS = count_option("--rounds", "Sweep: run every size this many times, interleaved.", 1, MAX_ROUNDS)
 
 
 class CalibrateFormat(enum.StrEnum):
@@ -88,6 +90,7 @@ def calibrate_command(
         Path | None,
         typer.Option("--write", help="Sweep: put the advised line into this host_vars/group_vars YAML file."),
     ] = None,
+    rounds: Annotated[int, _ROUNDS] = 1,
 ) -> None:
     """Advise pool sizes: --sweep finds the knee and its inventory line; alone, the hold factor."""
     vault = Vault(vault_password_file, ask_vault_pass)
@@ -106,6 +109,7 @@ def calibrate_command(
             target,
             timeout,
             write,
+            rounds,
         )
         run_sweep(request, sweep, output is CalibrateFormat.json)
         return

@@ -23,11 +23,13 @@ from toolkit.cli.status import ExitStatus
 from toolkit.domain.calibrate import (
     KNEE_P99_FACTOR,
     KNEE_TOLERANCE,
+    MAX_ROUNDS,
     POOL_VARIABLE,
     KneeResult,
     knee,
     pin_pool,
     pool_line,
+    summarize,
 )
 from toolkit.domain.errors import InputDataError, UnreachableError, UsageError
 
@@ -67,6 +69,7 @@ class SweepRequest:
     target: str | None
     timeout: float
     write: Path | None = None
+    rounds: int = 1
 
 
 def run(req: SweepRequest, sweep: bool, json_output: bool) -> None:
@@ -79,6 +82,8 @@ def run(req: SweepRequest, sweep: bool, json_output: bool) -> None:
         raise UsageError(f"--sizes: each pool size {exc.message}; such as 4,8,16,32") from None
     if not sizes or sizes[0] < 1 or req.duration <= 0 or (req.clients is not None and req.clients < 1):
         raise UsageError("--sizes must be at least 1, --duration above 0 and --clients at least 1")
+    if not 1 <= req.rounds <= MAX_ROUNDS:
+        raise UsageError(f"must be a whole number from 1 to {MAX_ROUNDS}, got {req.rounds}", "--rounds")
     ctx = load_context(req.inventory, req.secrets, req.vault, announce=True)
     topology = ctx.topology
     hosts = {h.name: h for h in topology.pgbouncers}
@@ -101,6 +106,8 @@ def run(req: SweepRequest, sweep: bool, json_output: bool) -> None:
         "sizes": sizes,
         "clients": req.clients or max(1, now.client_demand),
         "duration_s": req.duration,
+        "rounds": req.rounds,
+        "load_s": len(sizes) * req.rounds * req.duration,
         "workload": req.workload.value,
         "plan_default_pool_size": now.value("default_pool_size"),
         "write": None if req.write is None else str(req.write),
@@ -117,6 +124,7 @@ def run(req: SweepRequest, sweep: bool, json_output: bool) -> None:
     new = next(h for h in pin_pool(topology, name, best.pool_size).pgbouncer if h.host == name)
     line = pool_line(best.pool_size)
     doc |= {
+        "per_size": [asdict(s) for s in summarize(points)],
         "knee": best.pool_size,
         "advice": {**asdict(best), "tolerance": KNEE_TOLERANCE, "p99_factor": KNEE_P99_FACTOR, "line": line},
         "inventory_values": {POOL_VARIABLE: best.pool_size},
@@ -158,8 +166,8 @@ def _write(
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     sizes = ",".join(map(str, what["sizes"]))
     comment = (
-        f"toolkit calibrate --sweep {today}: knee of {sizes} ({what['workload']}, {what['clients']} clients, "
-        f"{what['duration_s']:g} s each)"
+        f"toolkit calibrate --sweep {today}: knee of {sizes} over {_rounds(what['rounds'])} "
+        f"({what['workload']}, {what['clients']} clients, {what['duration_s']:g} s each)"
     )
     try:
         done = vars_file.set_variable(path, POOL_VARIABLE, best.pool_size, comment)
@@ -173,6 +181,10 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _rounds(n: int) -> str:
+    return f"{n} round" if n == 1 else f"{n} rounds"
+
+
 def _table(
     doc: dict[str, Any],
     best: KneeResult,
@@ -181,9 +193,15 @@ def _table(
     line: str,
     written: dict[str, Any] | None,
 ) -> None:
-    typer.echo("pool  TPS      p99 ms  errors")
+    rounds = doc["sweep"]["rounds"]
+    median = "" if rounds == 1 else f"  (TPS and p99: medians of {rounds} rounds)"
+    typer.echo(f"pool  TPS      p99 ms  TPS min-max  errors{median}")
+    errors: dict[int, int] = {}
     for pt in doc["points"]:
-        typer.echo(f"{pt['size']:<5} {pt['tps']:<8.0f} {_fmt(pt['p99_ms']):<7} {pt['errors']}")
+        errors[pt["size"]] = errors.get(pt["size"], 0) + pt["errors"]
+    for s in doc["per_size"]:
+        size, spread = s["pool_size"], f"{s['tps_min']:.0f}-{s['tps_max']:.0f}"
+        typer.echo(f"{size:<5} {s['tps']:<8.0f} {_fmt(s['p99_ms']):<7} {spread:<12} {errors[size]}")
     host, restored = doc["sweep"]["pgbouncer"], doc["sweep"]["restored_default_pool_size"]
     typer.echo(f"knee: {best.reason}")
     typer.echo(f"live default_pool_size on {host} restored to {restored}")
@@ -217,8 +235,10 @@ def _run_sweep(
         )
 
     def progress(point: pgbench.SweepPoint) -> None:
+        where = "" if req.rounds == 1 else f"round {point.round}/{req.rounds}, "
         typer.echo(
-            f"pool {point.size}: {point.result.tps:.0f} TPS, p99 {_fmt(point.result.p99_ms)} ms", err=True
+            f"{where}pool {point.size}: {point.result.tps:.0f} TPS, p99 {_fmt(point.result.p99_ms)} ms",
+            err=True,
         )
 
     with AdminConsole(
@@ -234,6 +254,7 @@ def _run_sweep(
             script=pgbench.DJANGO_LIKE if req.workload is SweepWorkload.django else None,
             scale=scale,
             progress=progress,
+            rounds=req.rounds,
         )
     done = {**what, "restored_default_pool_size": original}
     doc = {"schema": SCHEMA, "dry_run": False, "sweep": done, "points": [p.to_dict() for p in points]}
@@ -244,7 +265,13 @@ def _show_dry_run(what: dict[str, Any], json_output: bool) -> None:
     if json_output:
         typer.echo(json.dumps({"schema": SCHEMA, "dry_run": True, "sweep": what}, indent=2))
         return
-    sizes, load = ", ".join(map(str, what["sizes"])), len(what["sizes"]) * what["duration_s"]
+    sizes, load, rounds = ", ".join(map(str, what["sizes"])), what["load_s"], what["rounds"]
+    order = (
+        ""
+        if rounds == 1
+        else "; once per round, odd rounds in this order, even rounds in reverse; the knee reads each "
+        "size's median TPS and p99"
+    )
     host = what["pgbouncer"]
     write = (
         f"\n  5. write that line into {what['write']} (other keys and comments kept; a vault-encrypted "
@@ -255,8 +282,10 @@ def _show_dry_run(what: dict[str, Any], json_output: bool) -> None:
     typer.echo(
         f"calibrate --sweep would, on PgBouncer {host} ({what['address']}), database "
         f"{what['database']}, user {what['user']}:\n  1. SET default_pool_size to {sizes} in turn "
-        f"(checked in SHOW DATABASES)\n  2. at each size run pgbench ({what['workload']}, {what['clients']} "
-        f"clients, {what['duration_s']:g} s) through PgBouncer: {load:g} s of load\n  3. restore "
+        f"(checked in SHOW DATABASES), {_rounds(rounds)}{order}\n  2. at each size run pgbench "
+        f"({what['workload']}, {what['clients']} clients, {what['duration_s']:g} s) through PgBouncer: "
+        f"{load:g} s of load ({len(what['sizes'])} sizes x {_rounds(rounds)} x {what['duration_s']:g} s)"
+        "\n  3. restore "
         "default_pool_size to its current value at the end, even on error\n  4. print the knee (the smallest "
         f"size within {KNEE_TOLERANCE:.0%} of the best TPS with a p99 at most {KNEE_P99_FACTOR:g} x the "
         f"best's) as the inventory line {POOL_VARIABLE}: N for {host} (the plan gives "

@@ -306,3 +306,70 @@ def pin_pool(topology: Topology, host: str, pool: int) -> Plan:
         for h in topology.pgbouncers
     )
     return plan(replace(topology, pgbouncers=hosts))
+
+
+# --- rounds of the sweep (``calibrate --sweep --rounds N``) -------------------------------------------
+
+# More rounds than this is a benchmark, not a calibration (bench/ runs those).
+MAX_ROUNDS = 10
+
+
+def round_order(sizes: Sequence[int], round_number: int) -> tuple[int, ...]:
+    """The order round ``round_number`` (from 1) runs the sizes in: odd rounds as given, even reversed.
+
+    Interleaved so that a drift in the machine's load over the sweep does not favour one end of the list.
+
+    >>> round_order([2, 8, 32], 1), round_order([2, 8, 32], 2), round_order([2, 8, 32], 3)
+    ((2, 8, 32), (32, 8, 2), (2, 8, 32))
+    >>> round_order([2, 8], 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: round 0: rounds are numbered from 1
+    """
+    if round_number < 1:
+        raise ValueError(f"round {round_number}: rounds are numbered from 1")
+    return tuple(sizes) if round_number % 2 else tuple(reversed(sizes))
+
+
+def sweep_schedule(sizes: Sequence[int], rounds: int) -> tuple[tuple[int, int], ...]:
+    """Every (round, size) a sweep of ``rounds`` rounds runs, in the order it runs them.
+
+    >>> sweep_schedule([2, 8], 2)
+    ((1, 2), (1, 8), (2, 8), (2, 2))
+    """
+    if not 1 <= rounds <= MAX_ROUNDS:
+        raise ValueError(f"rounds must be from 1 to {MAX_ROUNDS}, got {rounds}")
+    return tuple((r, size) for r in range(1, rounds + 1) for size in round_order(sizes, r))
+
+
+@dataclass(frozen=True)
+class SizeSummary:
+    """One pool size over the rounds of a sweep: the medians the knee reads and the TPS spread."""
+
+    pool_size: int
+    rounds: int
+    tps: float
+    p99_ms: float | None
+    tps_min: float
+    tps_max: float
+
+
+def summarize(points: Iterable[SweepSample]) -> tuple[SizeSummary, ...]:
+    """Per pool size (ascending): how many points, the median TPS and p99 (as ``knee``), the min and max TPS.
+
+    >>> from types import SimpleNamespace as P
+    >>> runs = ((900, 12.0), (1200, 9.0), (1000, None))
+    >>> (s,) = summarize([P(pool_size=8, tps=t, p99_ms=p) for t, p in runs])
+    >>> s.rounds, s.tps, s.p99_ms, s.tps_min, s.tps_max
+    (3, 1000.0, 10.5, 900.0, 1200.0)
+    """
+    by_size: dict[int, list[SweepSample]] = {}
+    for pt in points:
+        by_size.setdefault(pt.pool_size, []).append(pt)
+    out = []
+    for size in sorted(by_size):
+        pts = by_size[size]
+        tps, p99 = _median_point(pts)
+        low, high = float(min(p.tps for p in pts)), float(max(p.tps for p in pts))
+        out.append(SizeSummary(size, len(pts), tps, p99, low, high))
+    return tuple(out)
