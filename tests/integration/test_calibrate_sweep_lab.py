@@ -121,3 +121,53 @@ def test_the_sweep_advises_a_swept_size_restores_the_pool_and_the_plan_follows_t
         + ", ".join(f"pool {p['size']} {p['tps']:.0f} TPS p99 {p['p99_ms']} ms" for p in doc["points"])
         + f"; knee {knee} ({doc['advice']['reason']})"
     )
+
+
+def test_two_rounds_run_each_size_twice_interleaved_and_restore_the_pool_once(dataset: None) -> None:
+    sizes = (2, 8)
+    live_before = _live_pool_size()
+    started = time.monotonic()
+    run = _toolkit(
+        "calibrate",
+        "-i",
+        str(LAB_INVENTORY),
+        "--secrets",
+        str(SECRETS),
+        "--sweep",
+        "--yes",
+        "--target",
+        HOST,
+        "--sizes",
+        ",".join(map(str, sizes)),
+        "--duration",
+        "3",
+        "--clients",
+        "8",
+        "--rounds",
+        "2",
+        "--format",
+        "json",
+    )
+    took = time.monotonic() - started
+    assert run.returncode == 0, run.stderr
+    doc: dict[str, Any] = json.loads(run.stdout)
+    # Round 1 in the given order, round 2 reversed; every run measured transactions without errors.
+    assert [(p["round"], p["size"]) for p in doc["points"]] == [(1, 2), (1, 8), (2, 8), (2, 2)]
+    assert all(p["tps"] > 0 and p["errors"] == 0 for p in doc["points"]), doc["points"]
+    assert [f"round {r}/2, pool {s}:" in run.stderr for r, s in ((1, 2), (1, 8), (2, 8), (2, 2))] == [
+        True
+    ] * 4
+    per_size = {s["pool_size"]: s for s in doc["per_size"]}
+    assert sorted(per_size) == list(sizes)
+    for size, summary in per_size.items():
+        tps = sorted(p["tps"] for p in doc["points"] if p["size"] == size)
+        assert summary["rounds"] == 2
+        assert (summary["tps_min"], summary["tps_max"]) == (tps[0], tps[1])
+    assert doc["knee"] in sizes
+    assert doc["sweep"]["restored_default_pool_size"] == int(live_before)
+    assert _live_pool_size() == live_before  # SHOW CONFIG: the live pool is back
+    print(
+        f"calibrate --sweep --rounds 2 on {HOST} in {took:.1f} s: "
+        + ", ".join(f"round {p['round']} pool {p['size']} {p['tps']:.0f} TPS" for p in doc["points"])
+        + f"; knee {doc['knee']}"
+    )
