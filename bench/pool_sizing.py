@@ -7,7 +7,7 @@ Single pool, per workload (pgbench TPC-B; a Django-like transaction: BEGIN; 4 SE
 - the sweep: default_pool_size over ``--sizes``;
 - the toolkit's plan: ``toolkit.domain.sizing.plan`` for this bench's topology (one PgBouncer process,
   one pool, the clients as the app's demand (for HTTP: the demo instance's gunicorn workers x threads),
-  the lab database's capacity and hold factor from inventory/lab; pinned, the database as 1 core),
+  the lab database's capacity, hold factor and cpu share from inventory/lab; pinned, 1 core of its own),
   every setting it sizes applied;
 - calibrate's advice: before the rounds, a short sweep of ``--sizes`` per workload (``--cal-duration``
   s each), and the knee of it (``toolkit.domain.calibrate.knee``: the smallest pool within 5% of the
@@ -89,8 +89,13 @@ def lab_database() -> DatabaseCapacity:
 
 
 def mode_database(db: DatabaseCapacity, mode: str) -> DatabaseCapacity:
-    """Pinned, the database host has one core: the inventory would say database_cores 1."""
-    return replace(db, cores=1) if mode == "pinned" else db
+    """What the inventory would say in each layout.
+
+    Pinned, the database host has one core of its own: database_cores 1, database_cpu_share 1.
+    Unpinned, it shares both cores with everything else, as inventory/lab says (database_cpu_share 0.5:
+    db1 used 0.87-0.94 of the 2 cores under pgbench; each run's "cpu" in the JSON).
+    """
+    return replace(db, cores=1, cpu_share=1.0) if mode == "pinned" else db
 
 
 def bench_topology(
@@ -202,7 +207,8 @@ def single_configs(
 ) -> list[Config]:
     """What one workload measures in one mode: the sweep, the plan, the advice, the baselines, direct."""
     n, formula = args.clients, 2 * db.cores + db.spindles
-    hold = f"hold factor {db.hold_factor:g}, {db.cores} core(s)"
+    share = f" x cpu share {db.cpu_share:g}" if db.cpu_share != 1 else ""
+    hold = f"hold factor {db.hold_factor:g}, {db.cores} core(s){share}"
     cfgs = [Config(f"sweep-{s}", f"sweep {s}", "sweep", s, fixed(s, n), n) for s in args.size_list]
     cfgs.append(
         Config("plan", f"toolkit plan ({hold})", "plan", plan_settings["default_pool_size"], plan_settings, n)
@@ -344,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             "fixed": args.fixed_list,
             "direct": args.direct_list,
             "pin": args.pin,
+            "unpinned_cpu_share": db.cpu_share,
             "modes": list(args.modes),
             "pins": extra["pins"],
             "scale": SCALE,
@@ -368,11 +375,12 @@ def main(argv: list[str] | None = None) -> int:
             demand = f"{node.workers} x {node.threads} threads" if node else "clients"
             doc["plan"][m][w] = {
                 "topology": f"1 process x 1 database x 1 user, demand = {demand}, "
-                f"database {mdb.cores} core(s)",
+                f"database {mdb.cores} core(s) x cpu share {mdb.cpu_share:g}",
                 "settings": settings,
                 "active_target": p.budget.active_target,
                 "hold_factor": mdb.hold_factor,
                 "database_cores": mdb.cores,
+                "database_cpu_share": mdb.cpu_share,
             }
         doc["single"][m] = {
             w: report.workload_report(per[m][w], 2 * mdb.cores + mdb.spindles) for w in args.workload_list

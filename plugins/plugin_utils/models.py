@@ -50,6 +50,9 @@ class DatabaseCapacity:
     )
     spindles: int = 0
     hold_factor: float = 5.0
+    # The share of `cores` PostgreSQL gets: below 1 when its host's cores also run the pooler, the app
+    # or their clients (measured on the lab: db1 used 0.87-0.94 of 2 shared cores under pgbench).
+    cpu_share: float = 1.0
     host: str = "127.0.0.1"
     port: int = 5432
 

@@ -280,6 +280,7 @@ ROLE_VARIABLES: dict[str, dict[str, Check]] = {
         "database_cores": integer(1, INT32_MAX),
         "database_spindles": COUNT,
         "database_hold_factor": number(0.0, 1000.0),
+        "database_cpu_share": number(0.0, 1.0),
         "django_celery_concurrency": COUNT,
         "django_extra_clients": COUNT,
         "django_pgbouncer_hosts": list_of(INVENTORY_HOST),

@@ -13,8 +13,9 @@ their own. What remains is *usable*, and every (process, pool) pair of every PgB
 
 The target: not the bare ``2 x cores + spindles``. In transaction mode a server connection is held
 through every client round trip inside BEGIN...COMMIT, so the database runs its best with
-``(2 x cores + spindles) x hold_factor`` server connections (hold factor = transaction time / query
-time; default 5, measured: pools of 16-32 beat 4 by 15-35% on 2 cores). That target is shared by all
+``(2 x cores x cpu_share + spindles) x hold_factor`` server connections (hold factor = transaction
+time / query time, default 5; cpu_share = the share of the cores PostgreSQL gets, 1 on a host of its
+own). That target is shared by all
 live (process, pool) pairs, and no pool is larger than the clients that can use it.
 
 >>> from toolkit.domain.models import *
@@ -80,7 +81,8 @@ def plan(topology: Topology) -> Plan:
             f"{usable} of max_connections {topology.database.max_connections} are usable: "
             "raise database_max_connections, or lower pgbouncer_processes, databases or users"
         )
-    target = active_target(topology.database.cores, topology.database.spindles, topology.database.hold_factor)
+    db = topology.database
+    target = active_target(db.cores, db.spindles, db.hold_factor, db.cpu_share)
     share = math.ceil(target / _live_slots(topology))
     sized: list[PgBouncerPlan] = []
     refusals: list[SizingError] = []
@@ -138,17 +140,15 @@ def plan_or_error(topology: Topology) -> tuple[Plan | None, SizingError | None]:
         return None, exc
 
 
-def active_target(cores: int, spindles: int, hold_factor: float) -> int:
-    """Server connections the database runs best with, all pools together.
+def active_target(cores: int, spindles: int, hold_factor: float, cpu_share: float = 1.0) -> int:
+    """Server connections the database runs best with, all pools together; of its cores, only its share.
 
-    >>> active_target(2, 0, 5.0)
-    20
-    >>> active_target(16, 2, 4.0)
-    136
-    >>> active_target(1, 0, 0.1)
-    1
+    >>> active_target(2, 0, 5.0), active_target(2, 0, 5.0, cpu_share=0.5)
+    (20, 10)
+    >>> active_target(16, 2, 4.0), active_target(1, 0, 0.1)
+    (136, 1)
     """
-    return max(1, math.ceil((2 * cores + spindles) * hold_factor))
+    return max(1, math.ceil((2 * cores * cpu_share + spindles) * hold_factor))
 
 
 def route_demand(topology: Topology) -> dict[str, int]:

@@ -126,8 +126,9 @@ def test_quick_run_writes_the_json_with_every_configuration(
     multi = doc["multiplied"]
     assert [r["key"] for r in multi["rows"]] == ["multi-fixed", "multi-plan"]
     plan_row = multi["rows"][1]
-    # 2 processes x 2 databases x 2 users = 8 (process, pool) pairs share the active target 20.
-    assert (plan_row["pool"], plan_row["wanted"]) == (3, 32)  # share ceil(20 / 8) = 3, reserve 1
+    # 2 processes x 2 databases x 2 users = 8 (process, pool) pairs share the active target 10 (2 cores,
+    # cpu share 0.5, hold factor 5: inventory/lab).
+    assert (plan_row["pool"], plan_row["wanted"]) == (2, 24)  # share ceil(10 / 8) = 2, reserve 1
     assert plan_row["migration_probes"] == 3
     assert multi["rows"][0]["wanted"] == 160  # 8 pools x 20, over the 97 slots
     assert all(r["tps"] > 0 for r in multi["rows"])

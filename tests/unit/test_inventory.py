@@ -45,6 +45,8 @@ def test_defaults_and_passwords_are_never_read() -> None:
             {},
             "database_hold_factor (host pgb): must be in (0.0, 1000.0], got -1",
         ),
+        ({"database_cpu_share": 1.5}, {}, "database_cpu_share (host pgb): must be in (0.0, 1.0], got 1.5"),
+        ({"database_cpu_share": 0}, {}, "database_cpu_share (host pgb): must be in (0.0, 1.0], got 0"),
         ({"pgbouncer_pool_mode": "batch"}, {}, "must be one of session, transaction, statement, got 'batch'"),
         ({"pgbouncer_databases": []}, {}, "pgbouncer_databases (host pgb): must be a non-empty list"),
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -60,6 +61,21 @@ def test_target_is_not_the_bare_core_formula() -> None:
     # FACTS: on 2 cores the bare formula (4) leaves 15-35% of throughput; pools of 16-32 were best.
     assert active_target(2, 0, 5.0) == 20
     assert active_target(2, 0, 5.0) > 2 * 2 + 0
+
+
+def test_only_the_cores_the_database_gets_count() -> None:
+    # Measured (bench/results/pool_sizing.md): db1 used 0.87-0.94 of 2 cores it shared with PgBouncer and
+    # 200 pgbench clients; a plan for 2 whole cores (20) ran past the best pools (8-12) in p99.
+    shared = Topology(
+        database=DatabaseCapacity(max_connections=100, cores=2, cpu_share=0.5),
+        pgbouncers=(PgBouncerHost("pgb", databases=("app",), users=("app",)),),
+        app_nodes=(AppNode("web", ServerKind.WSGI_GTHREAD, workers=4, threads=50, pgbouncer_hosts=("pgb",)),),
+    )
+    own = replace(shared, database=replace(shared.database, cpu_share=1.0))
+    assert plan(shared).budget.active_target == 10
+    assert plan(shared).pgbouncer[0].value("default_pool_size") == 10
+    assert plan(own).pgbouncer[0].value("default_pool_size") == 20
+    assert active_target(2, 2, 1.0, cpu_share=0.25) == 3  # spindles are not the CPU's: they count whole
 
 
 @pytest.mark.parametrize(

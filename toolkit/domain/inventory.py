@@ -58,6 +58,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "database_reserved_connections": _default(DatabaseCapacity, "reserved_connections"),
         "database_spindles": _default(DatabaseCapacity, "spindles"),
         "database_hold_factor": _default(DatabaseCapacity, "hold_factor"),
+        "database_cpu_share": _default(DatabaseCapacity, "cpu_share"),
         "pgbouncer_processes": _default(PgBouncerHost, "processes"),
         "pgbouncer_pool_mode": _default(PgBouncerHost, "pool_mode"),
         "pgbouncer_admin_slots": _default(PgBouncerHost, "admin_slots"),
@@ -91,6 +92,7 @@ DATABASE_KEYS = (
     "database_cores",
     "database_spindles",
     "database_hold_factor",
+    "database_cpu_share",
 )
 PGBOUNCER_KEYS = (
     "pgbouncer_processes",
@@ -313,6 +315,7 @@ def _database(v: HostVars) -> DatabaseCapacity:
         ),
         spindles=v.integer("database_spindles", d["database_spindles"]),
         hold_factor=v.number("database_hold_factor", d["database_hold_factor"], low=0.0),
+        cpu_share=v.number("database_cpu_share", d["database_cpu_share"], low=0.0, high=1.0),
         host=v.text("database_host", d["database_host"]),
         port=v.integer("database_port", d["database_port"], minimum=1, maximum=65535),
     )
