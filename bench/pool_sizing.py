@@ -143,6 +143,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--cal-duration", type=float, default=4.0, help="seconds per size of the calibration sweep"
     )
+    p.add_argument(
+        "--cal-rounds", type=int, default=1, help="calibration sweep rounds (as calibrate --sweep --rounds)"
+    )
     p.add_argument("--http-workers", type=int, default=4, help="gunicorn processes of the demo instance")
     p.add_argument("--no-multiplied", action="store_true", help="skip the multiplied topology")
     p.add_argument(
@@ -180,8 +183,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         or min(args.size_list) < 1
     ):
         p.error("--duration >= 1, --rounds >= 1, --clients >= 4 and sizes >= 1")
-    if not 1 <= args.http_workers <= args.clients or args.cal_duration < 1:
-        p.error("--http-workers between 1 and --clients, --cal-duration >= 1")
+    if not 1 <= args.http_workers <= args.clients or args.cal_duration < 1 or not 1 <= args.cal_rounds <= 10:
+        p.error("--http-workers between 1 and --clients, --cal-duration >= 1, --cal-rounds from 1 to 10")
     args.modes = MODES[args.pin]
     if not 0 <= args.rounds_unpinned <= args.rounds:
         p.error("--rounds-unpinned between 0 (all rounds) and --rounds")
@@ -343,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_before": " ".join(f"{x:.2f}" for x in load_before),
             "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
             "duration_s": args.duration,
+            "cal_duration_s": args.cal_duration,
+            "cal_rounds": args.cal_rounds,
             "rounds": args.rounds,
             "rounds_per_mode": args.mode_rounds,
             "clients": args.clients,

@@ -43,14 +43,18 @@ def advice(points: Sequence[Point]) -> int:
 def calibration_sweep(
     lab: BenchLab, args: argparse.Namespace, load: Load, w: str, mode: str, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """A short sweep of ``--sizes`` (in this pin mode) and the pool its knee advises."""
+    """A sweep of ``--sizes`` (in this pin mode), ``--cal-rounds`` times, and the pool its knee advises.
+
+    The rounds run as ``toolkit calibrate --sweep --rounds`` runs them (``calibrate.sweep_schedule``:
+    even rounds reversed), and the knee reads each size's median over them.
+    """
     points, runs = [], []
     with pin(mode):
-        for s in args.size_list:
-            log(f"calibration sweep ({w}, {mode}): pool {s}")
+        for rnd, s in calibrate.sweep_schedule(args.size_list, args.cal_rounds):
+            log(f"calibration sweep ({w}, {mode}): round {rnd}, pool {s}")
             cfg = Config(f"cal-{s}", f"calibration {s}", "sweep", s, fixed(s, args.clients), args.clients)
-            r = run_single(lab, cfg, load, args.cal_duration, f"cal-{mode}-{w}-{s}")
-            runs.append({"pool": s, **r})
+            r = run_single(lab, cfg, load, args.cal_duration, f"cal-{mode}-{w}-{s}-{rnd}")
+            runs.append({"pool": s, "round": rnd, **r})
             if r.get("tps") and r.get("p99_ms"):
                 points.append(Point(s, float(r["tps"]), float(r["p99_ms"])))
     if not points:
@@ -61,6 +65,7 @@ def calibration_sweep(
         )
     return {
         "duration_s": args.cal_duration,
+        "rounds": args.cal_rounds,
         "points": [{"pool_size": p.pool_size, "tps": p.tps, "p99_ms": p.p99_ms} for p in points],
         "pool_size": advice(points),
         "runs": runs,

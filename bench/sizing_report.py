@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sizing_runs import Config
+
+from toolkit.domain import calibrate
 
 TPS_GOAL, P99_GOAL = 0.95, 1.2
 WORKLOADS = {
@@ -272,7 +275,8 @@ def markdown(doc: dict[str, Any]) -> list[str]:
         "the plan then sizes for the database as 1 core of its own (database_cores 1). Unpinned, every host "
         f"shares both cores and the plan sizes for database_cpu_share {m.get('unpinned_cpu_share', 1.0):g}, "
         "as the inventory of a database sharing its cores with its clients says.",
-        f"Calibrate's advice: the knee of a short sweep per workload before the rounds ({m['advice_rule']}).",
+        f"Calibrate's advice: the knee of a sweep per workload before the rounds ({m['advice_rule']}; "
+        f"{m.get('cal_rounds', 1)} round(s) of {m.get('cal_duration_s', '?')} s per size).",
         "",
         "## Summary",
         "",
@@ -287,10 +291,19 @@ def markdown(doc: dict[str, Any]) -> list[str]:
         for w, rep in per.items():
             lines += table_lines(w, mode, rep)
             cal = doc["advice"][mode][w]
+            sizes = calibrate.summarize(SimpleNamespace(**p) for p in cal["points"])
             pts = ", ".join(
-                f"{p['pool_size']}: {fmt(p['tps'])} / {fmt(p['p99_ms'], 0)} ms" for p in cal["points"]
+                f"{s.pool_size}: {fmt(s.tps)}"
+                + (f" ({fmt(s.tps_min)}-{fmt(s.tps_max)})" if s.rounds > 1 else "")
+                + f" / {fmt(s.p99_ms, 0)} ms"
+                for s in sizes
             )
-            lines.append(f"Calibration sweep ({cal['duration_s']:g} s per size; pool: TPS / p99): {pts}.")
+            rounds = cal.get("rounds", 1)
+            lines.append(
+                f"Calibration sweep ({cal['duration_s']:g} s per size, {rounds} round(s), "
+                f"knee {cal['pool_size']}; pool: TPS{' median (min-max)' if rounds > 1 else ''} / p99): "
+                f"{pts}."
+            )
             if w == "http":
                 h = m["http"]
                 lines.append(f"HTTP: GET {h['endpoint']} on {h['instance']}; {h['load']}.")

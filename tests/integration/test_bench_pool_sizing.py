@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from sizing_runs import interleaved
 BENCH = ROOT / "bench" / "pool_sizing.py"
 MARK = "pool-sizing-"  # every file of the bench (configs, logs) lives in a temp dir named so
 # One size, pinned, one round of 1 s runs: every configuration of every workload, with the HTTP one.
-QUICK = ("--quick", "--pin", "on", "--sizes", "4")
+QUICK = ("--quick", "--pin", "on", "--sizes", "4", "--cal-rounds", "2")
 
 
 def leftovers() -> list[str]:
@@ -115,7 +116,9 @@ def test_quick_run_writes_the_json_with_every_configuration(
         assert set(rep["goal"]) == {"plan", "advice"}
         assert rep["goal"]["advice"]["tps_over_plan"]["n"] == 1
         cal = doc["advice"]["pinned"][name]
-        assert [p["pool_size"] for p in cal["points"]] == [4] and cal["pool_size"] == 4
+        # Two calibration rounds (as calibrate --sweep --rounds 2): the size ran twice.
+        assert [p["pool_size"] for p in cal["points"]] == [4, 4] and cal["pool_size"] == 4
+        assert [r["round"] for r in cal["runs"]] == [1, 2]
         run0 = next(r for r in rep["rows"] if r["key"] == "plan")["runs"][0]
         assert run0["backends_before"]["client_backends"] >= 0
         # Where the CPU went (lab/fleet_usage.py): the database host and the PgBouncer host worked.
@@ -145,6 +148,9 @@ def test_quick_run_writes_the_chart_and_the_table(
     assert "Goal (plan: TPS >= 95% of best" in md
     assert "| configuration | pool | requests/s (median) |" in md
     assert "### Multiplied topology" in md
+    assert "Calibration sweep (1 s per size, 2 round(s), knee 4; pool: TPS median (min-max) / p99): 4: " in md
+    assert "Where the CPU went in the best's runs" in md
+    assert re.search(r"\| tpcb \| pinned \| [^|]*db1 \d\.\d\d \(waited \d", md), md
     assert md.strip().splitlines()[-1] in run.stdout
 
 
