@@ -4,10 +4,14 @@ connections"; issue 14 §1).
 For each app node of the lab (app2: uvicorn, 2 workers, the demo's BoundedBackends admitting
 django_threads 4 per process; app1: gunicorn gthread, 3 workers x 4 threads), 3 x the model's web
 demand of concurrent GETs go to the sync view that holds a transaction open (/idle-transaction/), while
-pg_stat_activity on the database host is sampled. The most backends of that node in a transaction at
-once must be exactly the model's demand for it (AppNode.web_connections: workers x threads, from the
-lab inventory through the toolkit's own reader), and every request must end with 200: the requests
-above the bound wait, they are not refused. Measured figures are printed (-s); times are never asserted.
+the node's client connections on its PgBouncer (SHOW CLIENTS on pgb1, first in both nodes' host list)
+and its backends in pg_stat_activity on the database host are sampled. The most client connections the
+node holds at once must be exactly the model's demand for it (AppNode.web_connections: workers x
+threads, from the lab inventory through the toolkit's own reader): that is the app's own bound. The
+most backends in a transaction must be the smaller of that demand and the plan's pool for pgb1: above
+the pool, PgBouncer holds the rest of the clients waiting (app1's 12 against pool 10 on the lab). Every
+request must end with 200: the requests above the bound wait, they are not refused. Measured figures
+are printed (-s); times are never asserted.
 
 Hold the lab lock: flock /tmp/toolkit-lab.lock pytest -m fleet tests/fleet/test_asgi_bound.py
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,14 +30,18 @@ from typing import Any
 
 import pytest
 
-from tests.fleet.conftest import ROOT, Ssh
+from tests.fleet.conftest import ROOT, Ssh, secret
 from toolkit.adapters import inventory
+from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.models import AppNode
+from toolkit.domain.sizing import plan
 
 pytestmark = pytest.mark.fleet
 
 DB_HOST = "db1"
+PGBOUNCER = "pgb1"  # first in both app nodes' django_pgbouncer_hosts
+DATABASE = "app"  # the demo's database on PgBouncer (inventory/lab pgbouncer_databases)
 HOLD_MS = 3000
 FACTOR = 3  # concurrent requests per connection the model allows the node
 SAMPLE_S = 0.2
@@ -47,6 +56,35 @@ def _nodes() -> dict[str, AppNode]:
     data = inventory.load(str(ROOT / "inventory" / "lab"))
     topology = topology_from_inventory(data.groups, data.hostvars)
     return {node.name: node for node in topology.app_nodes}
+
+
+def _pool() -> int:
+    """The plan's default_pool_size for pgb1 (what the lab deployed)."""
+    data = inventory.load(str(ROOT / "inventory" / "lab"))
+    sized = plan(topology_from_inventory(data.groups, data.hostvars))
+    return next(p for p in sized.pgbouncer if p.host == PGBOUNCER).value("default_pool_size")
+
+
+class _ClientSampler(threading.Thread):
+    """The most client connections from ``addr`` to the app database on pgb1 at once (SHOW CLIENTS)."""
+
+    def __init__(self, pgbouncer_addr: str, addr: str, database: str) -> None:
+        super().__init__(daemon=True)
+        self.target = AdminTarget(pgbouncer_addr, 6432, "pgbouncer_admin", secret("pgbouncer_admin_password"))
+        self.addr, self.database = addr, database
+        self.most, self.samples, self.error = 0, 0, ""
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with AdminConsole(self.target) as console:
+                while not self.done.is_set():
+                    rows = console.rows("SHOW CLIENTS")
+                    n = sum(1 for r in rows if r["addr"] == self.addr and r["database"] == self.database)
+                    self.most, self.samples = max(self.most, n), self.samples + 1
+                    self.done.wait(SAMPLE_S)
+        except Exception as exc:  # reported by the test through self.error
+            self.error = f"{type(exc).__name__}: {exc}"
 
 
 def _get(url: str) -> tuple[int, float]:
@@ -93,6 +131,8 @@ def _measure(hostvars: dict[str, Any], node: AppNode) -> dict[str, Any]:
     vars_ = hostvars[node.name]
     url = f"http://{vars_['django_demo_bind']}:{vars_['django_demo_port']}/idle-transaction/?ms={HOLD_MS}"
     sampler = _sampler(node.name, seconds=rounds * HOLD_MS // 1000 + 12)
+    clients = _ClientSampler(hostvars[PGBOUNCER]["ansible_host"], vars_["ansible_host"], DATABASE)
+    clients.start()
     time.sleep(1.5)  # the sampler's first rows come before the first request
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=n) as pool:
@@ -102,6 +142,11 @@ def _measure(hostvars: dict[str, Any], node: AppNode) -> dict[str, Any]:
             time.sleep(STAGGER_S)
         answers = [f.result() for f in futures]
     wall = time.monotonic() - started
+    clients.done.set()
+    clients.join(10)
+    assert clients.samples and not clients.error, (
+        f"SHOW CLIENTS on {PGBOUNCER}: {clients.error}; run make lab"
+    )
     with sampler:  # closes its pipes
         assert sampler.stdout is not None and sampler.stderr is not None
         out = sampler.stdout.read()  # until the remote timeout ends the loop (stderr stays tiny)
@@ -118,6 +163,8 @@ def _measure(hostvars: dict[str, Any], node: AppNode) -> dict[str, Any]:
         "model_demand": demand,
         "requests": n,
         "statuses": sorted({a[0] for a in answers}),
+        "max_clients_on_pgbouncer": clients.most,
+        "pgbouncer_pool": _pool(),
         "max_backends_in_transaction": max(in_xact),
         "max_backends_named": max(s[1] for s in samples),
         "samples": len(samples),
@@ -146,7 +193,8 @@ def test_backends_per_node_equal_the_models_demand_under_three_times_that_load(
     r = measured[node]
     assert r["server"] == server, r
     assert r["requests"] == FACTOR * r["model_demand"] > r["model_demand"], r
-    assert r["max_backends_in_transaction"] == r["model_demand"] == r["workers"] * r["threads"], r
+    assert r["max_clients_on_pgbouncer"] == r["model_demand"] == r["workers"] * r["threads"], r
+    assert r["max_backends_in_transaction"] == min(r["model_demand"], r["pgbouncer_pool"]), r
 
 
 @pytest.mark.parametrize("node", ["app2", "app1"])
