@@ -61,6 +61,18 @@ def test_pause_then_resume_one_host_leaves_the_other_alone(tmp_path: Path, host:
     assert lab.host_flags(host) == {(0, 0)}
 
     client = lab.app(autocommit=True, pgbouncer=host)
+    try:
+        _pause_then_resume(host, other, labels, audit, before, client)
+    finally:  # a failure leaves neither the client open nor the host paused for the next test
+        client.close()
+        if lab.host_flags(host) != {(0, 0)}:
+            lab.run("pgbouncer-resume", "--target", host, audit=tmp_path / "cleanup.jsonl", yes=True)
+
+
+def _pause_then_resume(
+    host: str, other: str, labels: list[str], audit: Path, before: Any, client: Any
+) -> None:
+    """The body of the test above, run with its client (closed, and the host resumed, by the caller)."""
     client.execute("SELECT 1")
     paused = lab.run("pgbouncer-pause", "--target", host, audit=audit, yes=True)
     assert paused.code == 0, paused.stdout + paused.stderr
@@ -81,7 +93,6 @@ def test_pause_then_resume_one_host_leaves_the_other_alone(tmp_path: Path, host:
     assert lab.host_flags(host) == {(0, 0)}
     queued.join(5)  # at once: not after server_login_retry (see pgb.pause)
     assert out == [(42,)]
-    client.close()
     records = lab.outcomes(audit)
     assert [(r["runbook"], r["action"], r["target"]) for r in records] == [
         ("pgbouncer-pause", "PAUSE", ", ".join(labels)),
