@@ -228,15 +228,14 @@ def knee(
     """
     if not 0 <= tolerance < 1 or p99_factor < 1:
         raise ValueError("the tolerance must be in [0, 1) and the p99 factor at least 1")
-    by_size: dict[int, list[SweepSample]] = {}
+    points = list(points)
     for pt in points:
         figures = (pt.tps,) if pt.p99_ms is None else (pt.tps, pt.p99_ms)
         if pt.pool_size < 1 or any(not math.isfinite(f) or f < 0 for f in figures):
             raise ValueError(f"pool {pt.pool_size}: a pool size must be >= 1 and its figures finite and >= 0")
-        by_size.setdefault(pt.pool_size, []).append(pt)
-    if not by_size:
+    if not points:
         raise ValueError("the sweep measured no pool size")
-    sizes = {size: _median_point(pts) for size, pts in by_size.items()}
+    sizes = {s.pool_size: (s.tps, s.p99_ms) for s in summarize(points)}
     best = max(sizes, key=lambda s: (sizes[s][0], -(sizes[s][1] or 0.0), -s))
     best_tps, best_p99 = sizes[best]
     if best_tps <= 0:
