@@ -23,7 +23,6 @@ from toolkit.cli.status import ExitStatus
 from toolkit.domain.calibrate import (
     KNEE_P99_FACTOR,
     KNEE_TOLERANCE,
-    MAX_ROUNDS,
     POOL_VARIABLE,
     KneeResult,
     knee,
@@ -82,8 +81,6 @@ def run(req: SweepRequest, sweep: bool, json_output: bool) -> None:
         raise UsageError(f"--sizes: each pool size {exc.message}; such as 4,8,16,32") from None
     if not sizes or sizes[0] < 1 or req.duration <= 0 or (req.clients is not None and req.clients < 1):
         raise UsageError("--sizes must be at least 1, --duration above 0 and --clients at least 1")
-    if not 1 <= req.rounds <= MAX_ROUNDS:
-        raise UsageError(f"must be a whole number from 1 to {MAX_ROUNDS}, got {req.rounds}", "--rounds")
     ctx = load_context(req.inventory, req.secrets, req.vault, announce=True)
     topology = ctx.topology
     hosts = {h.name: h for h in topology.pgbouncers}
