@@ -72,6 +72,7 @@ from sizing_runs import (  # noqa: E402
 )
 
 from toolkit.adapters import inventory, pgbench  # noqa: E402
+from toolkit.domain.calibrate import MAX_ROUNDS  # noqa: E402
 from toolkit.domain.inventory import topology_from_inventory  # noqa: E402
 from toolkit.domain.models import AppNode, DatabaseCapacity, PgBouncerHost, ServerKind, Topology  # noqa: E402
 from toolkit.domain.plan import PGBOUNCER_SIZED_SETTINGS, Plan  # noqa: E402
@@ -183,8 +184,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         or min(args.size_list) < 1
     ):
         p.error("--duration >= 1, --rounds >= 1, --clients >= 4 and sizes >= 1")
-    if not 1 <= args.http_workers <= args.clients or args.cal_duration < 1 or not 1 <= args.cal_rounds <= 10:
-        p.error("--http-workers between 1 and --clients, --cal-duration >= 1, --cal-rounds from 1 to 10")
+    if not 1 <= args.http_workers <= args.clients or args.cal_duration < 1:
+        p.error("--http-workers between 1 and --clients, --cal-duration >= 1")
+    if not 1 <= args.cal_rounds <= MAX_ROUNDS:
+        p.error(f"--cal-rounds from 1 to {MAX_ROUNDS} (as calibrate --sweep --rounds)")
     args.modes = MODES[args.pin]
     if not 0 <= args.rounds_unpinned <= args.rounds:
         p.error("--rounds-unpinned between 0 (all rounds) and --rounds")

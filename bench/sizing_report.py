@@ -273,10 +273,10 @@ def markdown(doc: dict[str, Any]) -> list[str]:
         "the highest median) in the same round; the median of those, and (min-max) across rounds.",
         "Pinned: the database host on CPU 0, every other lab host and this machine's clients on CPU 1; "
         "the plan then sizes for the database as 1 core of its own (database_cores 1). Unpinned, every host "
-        f"shares both cores and the plan sizes for database_cpu_share {m.get('unpinned_cpu_share', 1.0):g}, "
+        f"shares both cores and the plan sizes for database_cpu_share {m['unpinned_cpu_share']:g}, "
         "as the inventory of a database sharing its cores with its clients says.",
         f"Calibrate's advice: the knee of a sweep per workload before the rounds ({m['advice_rule']}; "
-        f"{m.get('cal_rounds', 1)} round(s) of {m.get('cal_duration_s', '?')} s per size).",
+        f"{m['cal_rounds']} round(s) of {m['cal_duration_s']:g} s per size).",
         "",
         "## Summary",
         "",
@@ -298,7 +298,7 @@ def markdown(doc: dict[str, Any]) -> list[str]:
                 + f" / {fmt(s.p99_ms, 0)} ms"
                 for s in sizes
             )
-            rounds = cal.get("rounds", 1)
+            rounds = cal["rounds"]
             lines.append(
                 f"Calibration sweep ({cal['duration_s']:g} s per size, {rounds} round(s), "
                 f"knee {cal['pool_size']}; pool: TPS{' median (min-max)' if rounds > 1 else ''} / p99): "

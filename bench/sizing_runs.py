@@ -29,6 +29,7 @@ from typing import Any
 import demo_http
 from pgbouncer_lab import BENCH_HOST, DATABASE, OTHER, OWNER, PG_PORT, BenchLab, LabError
 
+from lab import fleet_usage
 from toolkit.adapters import pgbench
 from toolkit.domain.calibrate import database_hold_factor, measure
 
@@ -203,24 +204,19 @@ class HttpLoad:
 Load = PgbenchLoad | HttpLoad
 
 
-def _cpu() -> tuple[dict[str, Any], float]:
-    """Each lab host's CPU reading (lab/fleet_usage.py) and this process's children's CPU seconds."""
-    try:
-        usage = importlib.import_module("lab.fleet_usage")
-    except ImportError:
-        hosts: dict[str, Any] = {}
-    else:
-        hosts = usage.read()
+CpuReading = tuple[dict[str, fleet_usage.Reading], float]
+
+
+def _cpu() -> CpuReading:
+    """Each lab host's CPU reading and the CPU seconds of this process's finished children (pgbench, wrk)."""
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return hosts, kids.ru_utime + kids.ru_stime
+    return fleet_usage.read(), kids.ru_utime + kids.ru_stime
 
 
-def _cpu_per_second(a: tuple[dict[str, Any], float], b: tuple[dict[str, Any], float], elapsed: float) -> dict:
+def _cpu_per_second(a: CpuReading, b: CpuReading, elapsed: float) -> dict[str, Any]:
     """Cores each host used during the run and the share of it its tasks waited for a CPU; the clients
-    on this machine (pgbench, a finished run's: wrk runs over HTTP from here too) as ``controller``."""
-    out: dict[str, Any] = {}
-    if a[0] and b[0]:
-        out = importlib.import_module("lab.fleet_usage").per_second(a[0], b[0], elapsed)
+    on this machine as ``controller`` (their wait is not measured)."""
+    out: dict[str, Any] = fleet_usage.per_second(a[0], b[0], elapsed)
     out["controller"] = {"cores": round((b[1] - a[1]) / elapsed, 3) if elapsed > 0 else None}
     return out
 
