@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration.converge import recaps  # noqa: F401 - the one play-recap parser, for the fleet tests
+from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab"
@@ -70,3 +71,10 @@ def secret(name: str) -> str:
     if not path.exists():
         pytest.fail(f"{path} is missing: deploy the fleet first with 'make lab'")
     return path.read_text().strip()
+
+
+def admin(addr: str, process: int = 0) -> AdminConsole:
+    """The admin console of the PgBouncer at addr (``process``: that one of several, 0: any), through
+    the toolkit's own adapter (autocommit, simple query protocol: FACTS.md)."""
+    target = AdminTarget(addr, 6432, "pgbouncer_admin", secret("pgbouncer_admin_password"), process=process)
+    return AdminConsole(target)

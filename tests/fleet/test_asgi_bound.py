@@ -30,9 +30,8 @@ from typing import Any
 
 import pytest
 
-from tests.fleet.conftest import ROOT, Ssh, secret
+from tests.fleet.conftest import ROOT, Ssh, admin
 from toolkit.adapters import inventory
-from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
 from toolkit.domain.inventory import topology_from_inventory
 from toolkit.domain.models import AppNode
 from toolkit.domain.sizing import plan
@@ -52,32 +51,18 @@ SAMPLE_S = 0.2
 STAGGER_S = 0.05
 
 
-def _nodes() -> dict[str, AppNode]:
-    data = inventory.load(str(ROOT / "inventory" / "lab"))
-    topology = topology_from_inventory(data.groups, data.hostvars)
-    return {node.name: node for node in topology.app_nodes}
-
-
-def _pool() -> int:
-    """The plan's default_pool_size for pgb1 (what the lab deployed)."""
-    data = inventory.load(str(ROOT / "inventory" / "lab"))
-    sized = plan(topology_from_inventory(data.groups, data.hostvars))
-    return next(p for p in sized.pgbouncer if p.host == PGBOUNCER).value("default_pool_size")
-
-
 class _ClientSampler(threading.Thread):
     """The most client connections from ``addr`` to the app database on pgb1 at once (SHOW CLIENTS)."""
 
     def __init__(self, pgbouncer_addr: str, addr: str, database: str) -> None:
         super().__init__(daemon=True)
-        self.target = AdminTarget(pgbouncer_addr, 6432, "pgbouncer_admin", secret("pgbouncer_admin_password"))
-        self.addr, self.database = addr, database
+        self.pgbouncer_addr, self.addr, self.database = pgbouncer_addr, addr, database
         self.most, self.samples, self.error = 0, 0, ""
         self.done = threading.Event()
 
     def run(self) -> None:
         try:
-            with AdminConsole(self.target) as console:
+            with admin(self.pgbouncer_addr) as console:
                 while not self.done.is_set():
                     rows = console.rows("SHOW CLIENTS")
                     n = sum(1 for r in rows if r["addr"] == self.addr and r["database"] == self.database)
@@ -124,7 +109,7 @@ def _sampler(node: str, seconds: int) -> subprocess.Popen[str]:
     return proc
 
 
-def _measure(hostvars: dict[str, Any], node: AppNode) -> dict[str, Any]:
+def _measure(hostvars: dict[str, Any], node: AppNode, pool: int) -> dict[str, Any]:
     demand = node.web_connections
     n = FACTOR * demand
     rounds = math.ceil(n / demand)
@@ -164,7 +149,7 @@ def _measure(hostvars: dict[str, Any], node: AppNode) -> dict[str, Any]:
         "requests": n,
         "statuses": sorted({a[0] for a in answers}),
         "max_clients_on_pgbouncer": clients.most,
-        "pgbouncer_pool": _pool(),
+        "pgbouncer_pool": pool,
         "max_backends_in_transaction": max(in_xact),
         "max_backends_named": max(s[1] for s in samples),
         "samples": len(samples),
@@ -183,7 +168,10 @@ def measured(ssh: Ssh) -> dict[str, dict[str, Any]]:
         pytest.fail("the lab is not deployed: run make lab")
     data = inventory.load(str(ROOT / "inventory" / "lab"))
     hostvars = {name: dict(v) for name, v in data.hostvars.items()}
-    return {name: _measure(hostvars, node) for name, node in _nodes().items()}
+    topology = topology_from_inventory(data.groups, data.hostvars)
+    # The plan's default_pool_size for pgb1 (what the lab deployed).
+    pool = next(p for p in plan(topology).pgbouncer if p.host == PGBOUNCER).value("default_pool_size")
+    return {node.name: _measure(hostvars, node, pool) for node in topology.app_nodes}
 
 
 @pytest.mark.parametrize(("node", "server"), [("app2", "asgi"), ("app1", "wsgi_gthread")])

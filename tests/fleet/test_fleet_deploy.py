@@ -23,8 +23,8 @@ import psycopg
 import pytest
 import redis
 
-from tests.fleet.conftest import ROOT, Ssh, recaps, secret
-from toolkit.adapters.pgbouncer import AdminConsole, AdminTarget
+from tests.fleet.conftest import ROOT, Ssh, admin, recaps, secret
+from toolkit.adapters.pgbouncer import AdminConsole
 
 pytestmark = pytest.mark.fleet
 
@@ -99,13 +99,6 @@ def app_psql_on(host: str, sql: str) -> subprocess.CompletedProcess[str]:
         timeout=30,
         check=False,
     )
-
-
-def admin(addr: str, process: int = 0) -> AdminConsole:
-    """The admin console of the PgBouncer at addr (``process``: that one of several, 0: any), through
-    the toolkit's own adapter (autocommit, simple query protocol: FACTS.md)."""
-    target = AdminTarget(addr, 6432, "pgbouncer_admin", secret("pgbouncer_admin_password"), process=process)
-    return AdminConsole(target)
 
 
 def test_every_unit_is_active_and_enabled_under_systemd(deployed: None, ssh: Ssh) -> None:
