@@ -56,6 +56,13 @@ def _live_pool_size() -> str:
         return str(console.config()["default_pool_size"].value)
 
 
+def _sweep(sizes: tuple[int, ...], duration: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``calibrate --sweep --yes`` on pgb1 with 8 clients, JSON out, and ``extra`` options."""
+    sweep = ("calibrate", "-i", str(LAB_INVENTORY), "--secrets", str(SECRETS), "--sweep", "--yes")
+    load = ("--target", HOST, "--sizes", ",".join(map(str, sizes)), "--duration", duration, "--clients", "8")
+    return _toolkit(*sweep, *load, *extra, "--format", "json")
+
+
 def _toolkit(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "toolkit"), *args],
@@ -78,27 +85,7 @@ def test_the_sweep_advises_a_swept_size_restores_the_pool_and_the_plan_follows_t
     assert not target.exists()  # the lab has no host_vars for pgb1: the line makes the file
     live_before = _live_pool_size()
     started = time.monotonic()
-    run = _toolkit(
-        "calibrate",
-        "-i",
-        str(LAB_INVENTORY),
-        "--secrets",
-        str(SECRETS),
-        "--sweep",
-        "--yes",
-        "--target",
-        HOST,
-        "--sizes",
-        ",".join(map(str, SIZES)),
-        "--duration",
-        "4",
-        "--clients",
-        "8",
-        "--write",
-        str(target),
-        "--format",
-        "json",
-    )
+    run = _sweep(SIZES, "4", "--write", str(target))
     took = time.monotonic() - started
     assert run.returncode == 0, run.stderr
     doc: dict[str, Any] = json.loads(run.stdout)
@@ -127,27 +114,7 @@ def test_two_rounds_run_each_size_twice_interleaved_and_restore_the_pool_once(da
     sizes = (2, 8)
     live_before = _live_pool_size()
     started = time.monotonic()
-    run = _toolkit(
-        "calibrate",
-        "-i",
-        str(LAB_INVENTORY),
-        "--secrets",
-        str(SECRETS),
-        "--sweep",
-        "--yes",
-        "--target",
-        HOST,
-        "--sizes",
-        ",".join(map(str, sizes)),
-        "--duration",
-        "3",
-        "--clients",
-        "8",
-        "--rounds",
-        "2",
-        "--format",
-        "json",
-    )
+    run = _sweep(sizes, "3", "--rounds", "2")
     took = time.monotonic() - started
     assert run.returncode == 0, run.stderr
     doc: dict[str, Any] = json.loads(run.stdout)
