@@ -109,7 +109,7 @@ def _sampler(node: str, seconds: int) -> subprocess.Popen[str]:
     return proc
 
 
-def _measure(hostvars: dict[str, Any], node: AppNode, pool: int) -> dict[str, Any]:
+def _measure(hostvars: dict[str, Any], node: AppNode, pgbouncer_pool: int) -> dict[str, Any]:
     demand = node.web_connections
     n = FACTOR * demand
     rounds = math.ceil(n / demand)
@@ -149,7 +149,7 @@ def _measure(hostvars: dict[str, Any], node: AppNode, pool: int) -> dict[str, An
         "requests": n,
         "statuses": sorted({a[0] for a in answers}),
         "max_clients_on_pgbouncer": clients.most,
-        "pgbouncer_pool": pool,
+        "pgbouncer_pool": pgbouncer_pool,
         "max_backends_in_transaction": max(in_xact),
         "max_backends_named": max(s[1] for s in samples),
         "samples": len(samples),
@@ -170,8 +170,8 @@ def measured(ssh: Ssh) -> dict[str, dict[str, Any]]:
     hostvars = {name: dict(v) for name, v in data.hostvars.items()}
     topology = topology_from_inventory(data.groups, data.hostvars)
     # The plan's default_pool_size for pgb1 (what the lab deployed).
-    pool = next(p for p in plan(topology).pgbouncer if p.host == PGBOUNCER).value("default_pool_size")
-    return {node.name: _measure(hostvars, node, pool) for node in topology.app_nodes}
+    pgb_pool = next(p for p in plan(topology).pgbouncer if p.host == PGBOUNCER).value("default_pool_size")
+    return {node.name: _measure(hostvars, node, pgb_pool) for node in topology.app_nodes}
 
 
 @pytest.mark.parametrize(("node", "server"), [("app2", "asgi"), ("app1", "wsgi_gthread")])
